@@ -1,0 +1,28 @@
+# Two commands: `make run` (install everything into .venv, then train the embedded default) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# torch/torchvision are pinned in pyproject.toml to the builds this machine serves from local disk.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -e '.[detection,segmentation,test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/raydata-agent run $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_pool.py
+
+clean:
+	rm -rf runs mlruns mlflow.db .pytest_cache
