@@ -1,0 +1,360 @@
+"""Run configuration: dataclasses loaded from YAML plus `key=value` overrides.
+
+Every value is checked before Ray starts, so a typo costs a second, not a cluster start-up.
+Errors name the dotted key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad key or value in a run configuration."""
+
+
+@dataclass
+class TaskConfig:
+    name: str = "classification"  # classification | detection | segmentation
+    model: str = "small_cnn"  # classification: small_cnn | resnet18/34/50; detection: yolov8n/s/m/l/x;
+    #                          segmentation: upernet (unset in a config: the task's first, see MODELS)
+    cifar_stem: bool = True  # 3x3 stem, no max-pool: the usual ResNet for 32x32 images
+    depth: int = 50  # segmentation: ResNet depth of the UperNet backbone (18 | 34 | 50 | 101 | 152)
+    head_channels: int = 512  # segmentation: width of the UperNet decode head (mmseg: 512)
+    aux_head: bool = True  # segmentation: auxiliary FCN head on backbone stage 3 (training only)
+    aux_weight: float = 0.4  # segmentation: weight of the auxiliary head's loss
+
+
+@dataclass
+class DataConfig:
+    name: str = "shapes"  # classification: shapes | digits | cifar10 | cifar100 | imagefolder;
+    #                       detection: synthetic_det | yolo; segmentation: synthetic_seg | ade20k
+    #                       (unset in a config: the task's first registered data set, see DATASETS)
+    path: str | None = None  # cifar10/cifar100/imagefolder/ade20k: root folder; yolo: data set YAML;
+    #                          synthetic_det/synthetic_seg: where the generated set goes (default ./data_cache)
+    num_samples: int = 3000  # shapes, synthetic_det, synthetic_seg: training images generated
+    val_samples: int = 600  # shapes, synthetic_det, synthetic_seg: validation images generated
+    image_size: int = 32  # segmentation: images are resized (shorter side) and centre-cropped to this
+    label_noise: float = 0.0  # fraction of training labels flipped (shapes, digits)
+    augment: bool = True  # detection: per-image horizontal flips (no mosaic: it mixes images)
+    num_classes: int | None = None  # ade20k: classes after reduce_zero_label (None: ADE20K's 150)
+    reduce_zero_label: bool = True  # segmentation: mask value 0 -> 255 (ignored), the others -1 (ADE20K)
+    seed: int = 0
+
+
+@dataclass
+class SelectionConfig:
+    selector: str = "infobatch"
+    ratio: float = 0.5  # kept fraction of the pool per epoch, in (0, 1]
+    delta: float = 0.875  # selection runs for the first delta of epochs, then all data (annealing)
+    sampling: str = "topk"  # topk | proportional (Gumbel top-k without replacement)
+    loss_weighting: str = "auto"  # auto | none | inverse_ratio | infobatch
+    max_staleness: int = 5  # topk: a sample unseen this many epochs is taken first, so none starves
+    ucb_c: float = 1.0  # ucb exploration constant
+    epsilon: float = 0.1  # eps_greedy exploration fraction
+    infobatch_max_prune: float = 0.7  # infobatch: cap on the prune probability r (rescale 1/(1-r))
+
+
+@dataclass
+class RewardConfig:
+    variant: str = "adaptive"  # difficulty | uncertainty | fixed_half | adaptive
+    clip_quantile: float = 0.95  # losses are clipped at this batch quantile (DESIGN.md §2)
+
+
+@dataclass
+class AgentConfig:
+    """PPO hyper-parameters of the Data Agent (DESIGN.md §3)."""
+
+    hidden: int = 128
+    lr: float = 3e-4
+    clip: float = 0.2
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_epochs: int = 4
+    minibatch_size: int = 256
+    entropy_coeff: float = 0.0
+    vf_coeff: float = 0.5
+    reward_scale: str = "per_sample"  # per_sample (divide by the running std of per-sample rewards) | none
+    reward_baseline: str = "budget"  # budget: train on a * (score - batch (1-ratio) quantile) | none: a * score
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+    resume_from: str | None = None  # checkpoint directory of an earlier run
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: sqlite:///<cwd>/mlflow.db
+    experiment: str = "raydata_agent"
+    run_name: str | None = None
+    log_snapshots: bool = True  # log each epoch's pool Parquet snapshot as an artifact
+    parent_run_id: str | None = None  # nest this run under a sweep's parent run (set by `raydata-agent tune`)
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None: RAY_ADDRESS if set, else a local cluster
+    num_cpus: int | None = None  # for a local cluster
+    storage_path: str = "runs"  # Ray Train checkpoints and pool snapshots
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key -> value`, the form MLflow params and overrides use."""
+        return {f"{s}.{k}": v for s, sec in self.to_dict().items() for k, v in sec.items()}
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+# Per task: the models and data sets it accepts. A new task registers its names here.
+# The first name of each is the task's default when a config leaves task.model / data.name unset.
+MODELS = {"classification": ("small_cnn", "resnet18", "resnet34", "resnet50"),
+          "detection": ("yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x"),
+          "segmentation": ("upernet",)}
+DATASETS = {"classification": ("shapes", "digits", "cifar10", "cifar100", "imagefolder"),
+            "detection": ("synthetic_det", "yolo"),
+            "segmentation": ("synthetic_seg", "ade20k")}
+TASKS = tuple(MODELS)
+RESNET_DEPTHS = (18, 34, 50, 101, 152)  # segmentation backbones (mmseg ResNetV1c)
+IGNORE_INDEX = 255  # segmentation: mask value that no loss or metric counts
+SAMPLINGS = ("topk", "proportional")
+LOSS_WEIGHTINGS = ("auto", "none", "inverse_ratio", "infobatch")
+OPTIMIZERS = ("sgd", "adamw")
+REWARD_SCALES = ("per_sample", "none")
+REWARD_BASELINES = ("budget", "none")
+
+
+def _check_choice(key: str, value: Any, allowed: typing.Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _check_range(key: str, value: float, lo: float, hi: float, lo_open=False, hi_open=False) -> None:
+    ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ConfigError(f"{key}={value!r} is out of range; allowed: {lb}{lo}, {hi}{rb}")
+
+
+def validate(cfg: Config) -> Config:
+    """Semantic checks that types alone cannot express."""
+    from raydata_agent.selectors import SELECTORS
+    from raydata_agent.signals import REWARD_VARIANTS
+
+    _check_choice("task.name", cfg.task.name, TASKS)
+    _check_choice("task.model", cfg.task.model, MODELS[cfg.task.name])
+    _check_choice("data.name", cfg.data.name, DATASETS[cfg.task.name])
+    _check_choice("selection.selector", cfg.selection.selector, sorted(SELECTORS))
+    _check_choice("selection.sampling", cfg.selection.sampling, SAMPLINGS)
+    _check_choice("selection.loss_weighting", cfg.selection.loss_weighting, LOSS_WEIGHTINGS)
+    _check_choice("reward.variant", cfg.reward.variant, sorted(REWARD_VARIANTS))
+    _check_choice("train.optimizer", cfg.train.optimizer, OPTIMIZERS)
+    _check_choice("agent.reward_scale", cfg.agent.reward_scale, REWARD_SCALES)
+    _check_choice("agent.reward_baseline", cfg.agent.reward_baseline, REWARD_BASELINES)
+    _check_range("selection.ratio", cfg.selection.ratio, 0.0, 1.0, lo_open=True)
+    _check_range("selection.delta", cfg.selection.delta, 0.0, 1.0)
+    _check_range("selection.epsilon", cfg.selection.epsilon, 0.0, 1.0)
+    _check_range("selection.infobatch_max_prune", cfg.selection.infobatch_max_prune, 0.0, 1.0, hi_open=True)
+    _check_range("reward.clip_quantile", cfg.reward.clip_quantile, 0.0, 1.0, lo_open=True)
+    _check_range("data.label_noise", cfg.data.label_noise, 0.0, 1.0, hi_open=True)
+    _check_range("agent.clip", cfg.agent.clip, 0.0, 1.0, lo_open=True)
+    _check_range("agent.gamma", cfg.agent.gamma, 0.0, 1.0)
+    _check_range("agent.gae_lambda", cfg.agent.gae_lambda, 0.0, 1.0)
+    for key in ("train.epochs", "train.batch_size", "train.num_workers", "train.cpus_per_worker",
+                "data.num_samples", "data.val_samples", "data.image_size", "agent.hidden",
+                "agent.num_epochs", "agent.minibatch_size"):
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < 1:
+            raise ConfigError(f"{key}={value!r} must be at least 1")
+    for key in ("train.lr", "agent.lr"):
+        section, name = key.split(".")
+        if not getattr(getattr(cfg, section), name) > 0:
+            raise ConfigError(f"{key} must be > 0")
+    if cfg.selection.max_staleness < 1:
+        raise ConfigError("selection.max_staleness must be at least 1")
+    if cfg.task.name == "segmentation":
+        _validate_segmentation(cfg)
+    if cfg.data.name in ("cifar10", "cifar100", "imagefolder", "ade20k"):
+        if not cfg.data.path:
+            raise ConfigError(f"data.path is required for data.name={cfg.data.name}")
+        if not Path(cfg.data.path).expanduser().is_dir():
+            raise ConfigError(f"data.path={cfg.data.path!r} is not a directory")
+    if cfg.data.name == "yolo":
+        if not cfg.data.path:
+            raise ConfigError("data.path is required for data.name=yolo: the ultralytics data set YAML")
+        if not Path(cfg.data.path).expanduser().is_file():
+            raise ConfigError(f"data.path={cfg.data.path!r} is not a file (expected a data set YAML)")
+    if cfg.train.resume_from and not Path(cfg.train.resume_from).is_dir():
+        raise ConfigError(f"train.resume_from={cfg.train.resume_from!r} is not a directory")
+    return cfg
+
+
+def _validate_segmentation(cfg: Config) -> None:
+    if cfg.task.depth not in RESNET_DEPTHS:
+        raise ConfigError(f"task.depth={cfg.task.depth!r} is not allowed; choose one of: "
+                          f"{', '.join(map(str, RESNET_DEPTHS))}")
+    if cfg.task.head_channels < 1:
+        raise ConfigError(f"task.head_channels={cfg.task.head_channels!r} must be at least 1")
+    if cfg.task.aux_weight < 0:
+        raise ConfigError(f"task.aux_weight={cfg.task.aux_weight!r} must be >= 0")
+    if cfg.data.label_noise > 0:
+        raise ConfigError("data.label_noise applies to classification only; segmentation masks are not flipped")
+    if cfg.data.num_classes is not None:
+        if cfg.data.name != "ade20k":
+            raise ConfigError(f"data.num_classes applies to data.name=ade20k only; {cfg.data.name} "
+                              f"has a fixed number of classes")
+        _check_range("data.num_classes", cfg.data.num_classes, 2, IGNORE_INDEX - 1)
+
+
+def _task_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill task.model and data.name with the task's first registered names when a config leaves them
+    unset, so `task.name=segmentation` alone means UperNet on the synthetic set."""
+    name = (raw.get("task") or {}).get("name", TaskConfig.name)
+    if name not in MODELS:
+        return raw  # validate() names the bad task
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, key, table in (("task", "model", MODELS), ("data", "name", DATASETS)):
+        values = raw.setdefault(section, {})
+        if isinstance(values, dict) and key not in values:
+            values[key] = table[name][0]
+    return raw
+
+
+def generated_data_folder(data: DataConfig) -> Path:
+    """Where a generated on-disk data set (synthetic_seg) goes when data.path is unset: one folder
+    per settings under ./data_cache in the working directory."""
+    return Path.cwd() / "data_cache" / (f"{data.name}-n{data.num_samples}-v{data.val_samples}"
+                                        f"-s{data.image_size}-seed{data.seed}")
+
+
+def resolve_paths(cfg: Config) -> Config:
+    """A copy with every path absolute, made in the driver: Ray Train workers run in their own
+    working directory (Ray Train 2.60: the run's folder under /tmp/ray/session_*), where a relative
+    path, or a generated set's default under ./data_cache, would point somewhere else."""
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data), ray=dataclasses.replace(cfg.ray),
+                              train=dataclasses.replace(cfg.train), tracking=dataclasses.replace(cfg.tracking))
+    cfg.tracking.uri = cfg.tracking_uri  # the default SQLite store is under the driver's cwd
+    if cfg.data.path is None and cfg.data.name == "synthetic_seg":
+        cfg.data.path = str(generated_data_folder(cfg.data))
+    if cfg.data.path is None and cfg.data.name == "synthetic_det":
+        cfg.data.path = "data_cache"  # the generator names its own sub-folder after the settings
+    if cfg.data.path is not None:
+        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    cfg.ray.storage_path = str(Path(cfg.ray.storage_path).expanduser().resolve())
+    if cfg.train.resume_from:
+        cfg.train.resume_from = str(Path(cfg.train.resume_from).expanduser().resolve())
+    return cfg
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check one value against its dataclass annotation (str, int, float, bool, or `X | None`)."""
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{key} may not be null")
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif base is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key}={value!r} has the wrong type; expected {getattr(base, '__name__', base)}")
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a Config from a nested dict, rejecting unknown sections and keys by name."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping of sections (task, data, selection, ...)")
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built = {}
+    for section, values in raw.items():
+        if section not in sections:
+            raise ConfigError(f"unknown config section {section!r}; allowed: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+        cls = typing.get_type_hints(Config)[section]
+        hints = typing.get_type_hints(cls)
+        for key in values:
+            if key not in hints:
+                raise ConfigError(
+                    f"unknown config key {section}.{key}; allowed keys of {section}: {', '.join(hints)}")
+        built[section] = cls(**{k: _coerce(f"{section}.{k}", v, hints[k]) for k, v in values.items()})
+    return Config(**built)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides; values are parsed as YAML scalars."""
+    raw = {k: dict(v or {}) for k, v in (raw or {}).items()}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2:
+            raise ConfigError(f"override key {key!r} must be section.key, e.g. selection.ratio")
+        raw.setdefault(parts[0], {})[parts[1]] = yaml.safe_load(text) if text != "" else None
+    return raw
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
+    return resolve_paths(validate(from_dict(_task_defaults(apply_overrides(raw, overrides or [])))))

@@ -1,0 +1,174 @@
+"""The score store: a Ray actor that owns the sample pool and the selector.
+
+Workers send it `(ids, signals)` batches straight from their training step (fire and forget),
+ask it for each epoch's subset, and rank 0 closes each epoch here: selector update, Parquet
+snapshot, and one MLflow log of the epoch's metrics. Keeping all of this in one actor makes the
+pool the single source of truth, whatever the number of workers.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from raydata_agent.config import Config, from_dict
+from raydata_agent.pool import SamplePool
+from raydata_agent.selectors import Selection, build_selector
+from raydata_agent.tracking import Tracker
+
+WEIGHT_BINS = 100
+
+
+class ScoreStore:
+    def __init__(self, config: dict, labels: np.ndarray, sources, num_classes: int,
+                 tracker: Tracker | None, snapshot_dir: str, agent=None):
+        self.cfg: Config = from_dict(config)
+        self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name)
+        self.num_classes = num_classes
+        self.class_counts = self._per_class(self.pool.ids)
+        extra = {"agent": agent, "agent_cfg": self.cfg.agent} if agent is not None else {}
+        self.selector = build_selector(self.cfg.selection, len(self.pool), self.cfg.train.epochs,
+                                       seed=self.cfg.train.seed, **extra)
+        self.tracker = tracker
+        self.snapshot_dir = Path(snapshot_dir)
+        self.plans: dict[int, Selection] = {}
+        self.history: list[dict] = []
+        self.cumulative_cost = 0  # sample forward-backward passes so far
+        self._reset_epoch()
+
+    def _reset_epoch(self) -> None:
+        self.epoch_passes = 0
+        self.reward_sum = 0.0
+        self.reward_sq_sum = 0.0
+        self.w_sum = 0.0  # adaptive w, weighted by batch size
+        self.select_time = 0.0
+
+    def _per_class(self, ids: np.ndarray) -> np.ndarray:
+        labels = self.pool.label[ids]
+        return np.bincount(labels[labels >= 0], minlength=self.num_classes)  # -1: no single class
+
+    # --- called by workers -------------------------------------------------------------------
+    def plan(self, epoch: int) -> Selection:
+        """This epoch's subset; computed once, every worker gets the same one."""
+        if epoch not in self.plans:
+            start = time.perf_counter()
+            selection = self.selector.select(self.pool, epoch)
+            if selection.weights is not None:
+                self.pool.weight[:] = selection.weights
+            else:
+                self.pool.weight[:] = 0.0
+                self.pool.weight[selection.ids] = selection.loss_weights
+            self.pool.mark_selected(selection.ids)
+            self.select_time += time.perf_counter() - start
+            self.plans = {epoch: selection}  # older plans are never asked for again
+        return self.plans[epoch]
+
+    def record(self, epoch: int, ids: np.ndarray, loss: np.ndarray, entropy: np.ndarray,
+               uncertainty: np.ndarray, difficulty: np.ndarray, score: np.ndarray, adaptive_w: float,
+               features: np.ndarray | None = None) -> None:
+        """One training batch's signals (vectorised: one call per batch, not per sample).
+
+        `score` is the reward variant's value; the selector turns it into the stored reward
+        (action * score for the Data Agent, the score itself otherwise).
+        """
+        reward = np.asarray(self.selector.observe(epoch, ids, features, score), np.float32)
+        self.pool.update(ids, epoch=epoch, loss=loss, entropy=entropy, uncertainty=uncertainty,
+                         difficulty=difficulty, reward=reward)
+        n = len(ids)
+        self.epoch_passes += n
+        self.reward_sum += float(np.sum(reward))
+        self.reward_sq_sum += float(np.sum(np.square(reward, dtype=np.float64)))
+        self.w_sum += adaptive_w * n
+
+    def progress(self, since: int = 0) -> dict:
+        """Epoch rows finished after the first `since`, and the current epoch's count so far."""
+        plan = next(iter(self.plans.values()), None)
+        new = [{k: v for k, v in row.items() if not isinstance(v, list)} for row in self.history[since:]]
+        return {"new": new, "passes": self.epoch_passes, "planned": 0 if plan is None else len(plan.ids)}
+
+    # --- called by rank 0 at the end of an epoch ----------------------------------------------
+    def finish_epoch(self, epoch: int, metrics: dict) -> dict:
+        n = len(self.pool)
+        plan = self.plans[epoch]
+        start = time.perf_counter()
+        selector_metrics = self.selector.update(self.pool, epoch)
+        update_time = time.perf_counter() - start
+        self.cumulative_cost += self.epoch_passes
+        passes = max(self.epoch_passes, 1)
+        reward_mean = self.reward_sum / passes
+        selected_per_class = self._per_class(plan.ids)
+        row = {
+            **metrics,
+            "epoch": epoch,
+            "selected": len(plan.ids),
+            "selected_fraction": len(plan.ids) / n,
+            "full_epoch": int(plan.full),
+            "passes": self.epoch_passes,
+            "cumulative_cost": self.cumulative_cost,
+            "cumulative_cost_epochs": self.cumulative_cost / n,
+            "cost_fraction": self.cumulative_cost / (n * (epoch + 1)),
+            "reward_mean": reward_mean,
+            "reward_var": max(self.reward_sq_sum / passes - reward_mean**2, 0.0),
+            "adaptive_w": self.w_sum / passes,
+            "pool_loss_mean": float(self.pool.loss[self.pool.seen].mean()) if self.pool.seen.any() else 0.0,
+            "selection_time_s": self.select_time + update_time,
+            **selector_metrics,
+        }
+        if "agent_time_s" in row and metrics.get("train_time_s"):
+            row["agent_overhead"] = row["agent_time_s"] / metrics["train_time_s"]  # agent time per training second
+        selection_epochs = [h for h in self.history + [row] if not h["full_epoch"]]
+        if selection_epochs:
+            row["selection_cost_fraction"] = float(np.mean([h["selected_fraction"] for h in selection_epochs]))
+        hist, _ = np.histogram(np.clip(self.pool.weight, 0, 1), bins=WEIGHT_BINS, range=(0, 1))
+        row["weight_hist"] = hist.tolist()
+        row["class_selected_fraction"] = (selected_per_class / np.maximum(self.class_counts, 1)).tolist()
+        self.history.append(row)
+        snapshot = self.pool.snapshot(self.snapshot_dir / f"pool_epoch_{epoch:03d}.parquet")
+        if self.tracker is not None:
+            self.tracker.log_metrics(row, step=epoch)
+            if self.cfg.tracking.log_snapshots:
+                self.tracker.log_artifact(snapshot, "pool")
+        self._reset_epoch()
+        return {k: v for k, v in row.items() if not isinstance(v, list)}
+
+    def get_history(self) -> list[dict]:
+        return self.history
+
+    def pool_table(self) -> pa.Table:
+        return self.pool.table()
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def checkpoint_state(self) -> tuple[pa.Table, dict]:
+        """The pool and selector state, returned by value so any worker node can write them."""
+        return self.pool.table(), {"selector": self.selector.state_dict(), "history": self.history,
+                                   "cumulative_cost": self.cumulative_cost}
+
+    def save(self, directory: str) -> None:
+        write_checkpoint_state(directory, *self.checkpoint_state())
+
+    def load(self, directory: str) -> int:
+        """Restore from a checkpoint directory; returns the number of epochs already done."""
+        directory = Path(directory)
+        if not (directory / "store.pkl").is_file():
+            raise FileNotFoundError(f"{directory} is not a raydata_agent checkpoint: store.pkl is missing")
+        pool = SamplePool.from_parquet(directory / "pool.parquet")
+        if len(pool) != len(self.pool):
+            raise ValueError(f"checkpoint {directory} holds a pool of {len(pool)} rows, this data has "
+                             f"{len(self.pool)}: it belongs to another data set")
+        self.pool = pool
+        state = pickle.loads((directory / "store.pkl").read_bytes())  # our own checkpoint: trusted
+        self.selector.load_state_dict(state["selector"])
+        self.history = state["history"]
+        self.cumulative_cost = state["cumulative_cost"]
+        return len(self.history)
+
+
+def write_checkpoint_state(directory: str | Path, table: pa.Table, state: dict) -> None:
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    pq.write_table(table, directory / "pool.parquet")
+    (directory / "store.pkl").write_bytes(pickle.dumps(state))  # holds the agent's tensors too

@@ -1,0 +1,116 @@
+"""Per-sample signals and rewards, computed from the training forward pass (Data Agent §3).
+
+All functions take one training batch: normalisation is over the batch B, as in the paper,
+so signals stay comparable while the loss scale shrinks during training.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+EPS = 1e-8
+
+
+def difficulty(loss: torch.Tensor, clip_quantile: float = 0.95) -> torch.Tensor:
+    """Eq. 1: loss clipped at the batch's q-quantile, then min-max normalised to [0, 1].
+
+    Clipping first keeps one exploding loss from squashing every other sample towards 0.
+    """
+    loss = loss.detach().float()
+    clipped = torch.minimum(loss, torch.quantile(loss, clip_quantile))
+    lo, hi = clipped.min(), clipped.max()
+    return (clipped - lo) / (hi - lo + EPS)
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Predictive entropy in nats, per sample."""
+    probs = probs.detach().float()
+    return -(probs * torch.log(probs + EPS)).sum(-1)
+
+
+def uncertainty(probs: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: predictive entropy over C classes divided by log C, so it lies in [0, 1]."""
+    num_classes = probs.shape[-1]
+    ent = entropy(probs)
+    return ent / math.log(num_classes) if num_classes > 1 else torch.zeros_like(ent)
+
+
+def adaptive_weight(diff: torch.Tensor, unc: torch.Tensor) -> float:
+    """Eq. 5: w = Var(D) / (Var(D) + Var(U)), tuning-free: the signal that separates samples more wins."""
+    var_d = diff.var(unbiased=False) if diff.numel() > 1 else diff.new_zeros(())
+    var_u = unc.var(unbiased=False) if unc.numel() > 1 else unc.new_zeros(())
+    return float(torch.clamp(var_d / (var_d + var_u + EPS), 0.0, 1.0))
+
+
+RewardFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+# A reward variant maps (D, U, w) to a per-sample score; the composite reward is action * score (eq. 6).
+REWARD_VARIANTS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str):
+    def wrap(fn: RewardFn) -> RewardFn:
+        REWARD_VARIANTS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_reward("difficulty")
+def _difficulty_only(diff, unc, w):
+    return diff
+
+
+@register_reward("uncertainty")
+def _uncertainty_only(diff, unc, w):
+    return unc
+
+
+@register_reward("fixed_half")
+def _fixed_half(diff, unc, w):
+    return 0.5 * diff + 0.5 * unc
+
+
+@register_reward("adaptive")
+def _adaptive(diff, unc, w):
+    return w * diff + (1.0 - w) * unc
+
+
+@dataclass
+class BatchSignals:
+    loss: torch.Tensor
+    entropy: torch.Tensor  # nats
+    uncertainty: torch.Tensor  # entropy / log C, in [0, 1]
+    difficulty: torch.Tensor
+    score: torch.Tensor  # the reward variant's score before the action
+    reward: torch.Tensor  # action * score (eq. 6)
+    weight: float  # adaptive w of this batch
+
+
+def batch_signals(loss: torch.Tensor, probs: torch.Tensor | None, variant: str = "adaptive",
+                  clip_quantile: float = 0.95, actions: torch.Tensor | None = None,
+                  uncertainty: torch.Tensor | None = None) -> BatchSignals:
+    """All signals of one batch.
+
+    Uncertainty comes from `probs` [B, C], or ready-made from the task (`uncertainty` [B] in [0, 1],
+    e.g. mean pixel entropy); with neither, the task has no uncertainty term (detection).
+    """
+    loss = loss.detach().float()
+    diff = difficulty(loss, clip_quantile)
+    if uncertainty is not None:
+        unc = uncertainty.detach().float()
+        ent = unc
+    elif probs is not None:
+        unc, ent = _uncertainty(probs), entropy(probs)
+    else:
+        unc = ent = torch.zeros_like(diff)
+    w = adaptive_weight(diff, unc)
+    score = REWARD_VARIANTS[variant](diff, unc, w)
+    act = torch.ones_like(score) if actions is None else actions.detach().float().to(score.device)
+    return BatchSignals(loss=loss, entropy=ent, uncertainty=unc, difficulty=diff, score=score, reward=act * score, weight=w)
+
+
+_uncertainty = uncertainty  # batch_signals' keyword argument shadows the function's name

@@ -1,0 +1,58 @@
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from raydata_agent.pool import COLUMNS, NEVER, SamplePool
+
+
+def test_new_pool_has_every_column_and_unseen_rows():
+    pool = SamplePool(np.array([0, 1, 2, 1]))
+    table = pool.table()
+    assert table.column_names == list(COLUMNS)
+    assert table["weight"].to_pylist() == [1.0] * 4  # unseen samples are selected first
+    assert table["last_epoch_seen"].to_pylist() == [NEVER] * 4
+    assert table["source"][2].as_py() == "sample:2"
+
+
+def test_vectorised_update_and_selection_counts():
+    pool = SamplePool(np.zeros(10, int))
+    pool.update(np.array([3, 7]), epoch=2, loss=np.array([0.5, 1.5]), reward=np.array([0.1, 0.9]))
+    assert pool.loss[[3, 7]].tolist() == [0.5, 1.5] and pool.loss.sum() == 2.0
+    assert pool.last_epoch_seen[[3, 7]].tolist() == [2, 2] and pool.seen.sum() == 2
+    pool.mark_selected(np.array([3, 3, 5]))
+    assert pool.times_selected[[3, 5, 7]].tolist() == [2, 1, 0]
+
+
+def test_update_rejects_bad_ids_and_columns():
+    pool = SamplePool(np.zeros(5, int))
+    with pytest.raises(IndexError, match=r"sample ids \[9\] are outside the pool of 5 rows"):
+        pool.update(np.array([1, 9]), loss=np.array([0.0, 0.0]))
+    with pytest.raises(KeyError, match="unknown pool column 'colour'"):
+        pool.update(np.array([1]), colour=np.array([0.0]))
+    with pytest.raises(ValueError, match="has"):
+        pool.update(np.array([1, 2]), loss=np.array([0.0]))
+
+
+def test_snapshot_round_trip_is_atomic(tmp_path):
+    pool = SamplePool(np.array([1, 2, 3]), sources=["a.png", "b.png", "c.png"])
+    pool.update(np.array([0, 2]), epoch=0, loss=np.array([2.0, 3.0]))
+    path = pool.snapshot(tmp_path / "snap" / "pool.parquet")
+    assert [p.name for p in path.parent.iterdir()] == ["pool.parquet"]  # no temp file left behind
+    back = SamplePool.from_parquet(path)
+    assert back.table().equals(pool.table())
+    assert pq.read_table(path)["source"].to_pylist() == ["a.png", "b.png", "c.png"]
+
+
+def test_unreadable_snapshot_names_the_file(tmp_path):
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="broken.parquet"):
+        SamplePool.from_parquet(bad)
+
+
+def test_large_pool_update_is_vectorised():
+    n = 2_000_000
+    pool = SamplePool(np.zeros(n, np.int64), sources=None)
+    ids = np.random.default_rng(0).choice(n, 500_000, replace=False)
+    pool.update(ids, epoch=1, loss=np.ones(len(ids)))
+    assert pool.loss.sum() == len(ids) and pool.seen.sum() == len(ids)
