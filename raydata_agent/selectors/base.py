@@ -1,0 +1,99 @@
+"""The selector interface: pool in, this epoch's subset (and its loss weights) out.
+
+A selector sees the pool's latest (possibly stale) scores and returns sample ids. Shared rules
+live here so every selector honours them the same way:
+- epoch 0 is full data for selectors that need signals (nothing has been scored yet);
+- the last (1 - delta) of epochs are full data (annealing, as InfoBatch);
+- the kept budget is ceil(ratio * N).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from raydata_agent.config import SelectionConfig
+from raydata_agent.pool import NEVER, SamplePool
+
+
+@dataclass
+class Selection:
+    ids: np.ndarray  # int64 sample ids to train on this epoch
+    loss_weights: np.ndarray  # float32, aligned with ids: each sample's multiplier in the loss
+    full: bool  # True when this epoch trains on all data (warm-up or annealing)
+    weights: np.ndarray | None = None  # float32 [N] selection weight of every pool row; None: membership
+
+
+class Selector:
+    name = "base"
+    needs_signals = True  # epoch 0 trains on all data so every sample gets scored once
+    needs_features = False  # workers send pooled features only to selectors that use them
+
+    def __init__(self, cfg: SelectionConfig, num_samples: int, total_epochs: int, seed: int = 0):
+        self.cfg = cfg
+        self.num_samples = num_samples
+        self.total_epochs = total_epochs
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def budget(self) -> int:
+        return max(1, math.ceil(self.cfg.ratio * self.num_samples))
+
+    def is_full_epoch(self, epoch: int) -> bool:
+        warmup = self.needs_signals and epoch == 0
+        annealing = epoch >= self.cfg.delta * self.total_epochs
+        return warmup or annealing or self.cfg.ratio >= 1.0
+
+    def select(self, pool: SamplePool, epoch: int) -> Selection:
+        if self.is_full_epoch(epoch):
+            ids = pool.ids
+            return Selection(ids, np.ones(len(ids), np.float32), full=True, weights=self.weights(pool, epoch))
+        selection = self.choose(pool, epoch, self.budget)
+        if self.cfg.loss_weighting == "inverse_ratio":
+            selection.loss_weights = np.full(len(selection.ids), 1.0 / self.cfg.ratio, np.float32)
+        return selection
+
+    def choose(self, pool: SamplePool, epoch: int, k: int) -> Selection:
+        """Pick k ids for a selection epoch. Selectors override this."""
+        raise NotImplementedError
+
+    def weights(self, pool: SamplePool, epoch: int) -> np.ndarray | None:
+        """Per-sample selection weights for weight-driven selectors; None for the others."""
+        return None
+
+    def observe(self, epoch: int, ids: np.ndarray, features: np.ndarray | None, score: np.ndarray) -> np.ndarray:
+        """One training batch's signals; returns the reward to store (action * score for an agent)."""
+        return score
+
+    def update(self, pool: SamplePool, epoch: int) -> dict[str, float]:
+        """Called after an epoch's signals reached the pool; returns metrics to log."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    # Helpers shared by the weight-driven selectors.
+    def take_by_weight(self, pool: SamplePool, epoch: int, k: int) -> Selection:
+        """Top-k or proportional (Gumbel top-k) choice by weight, with no sample starved forever.
+
+        topk: samples not trained on for `max_staleness` epochs (or never) jump the queue.
+        proportional: sampling without replacement in proportion to weight; every weight is floored
+        above zero, so every sample keeps a chance.
+        """
+        weights = np.asarray(self.weights(pool, epoch), np.float64)
+        n = len(weights)
+        k = min(k, n)
+        tiebreak = self.rng.random(n)
+        if self.cfg.sampling == "proportional":
+            key = np.log(np.clip(weights, 1e-6, None)) + self.rng.gumbel(size=n)
+        else:
+            stale = (pool.last_epoch_seen == NEVER) | (epoch - pool.last_epoch_seen >= self.cfg.max_staleness)
+            span = float(np.ptp(weights)) + 1.0 if n else 1.0
+            key = weights + 1e-9 * span * tiebreak + np.where(stale, 2.0 * span + np.abs(weights).max(), 0.0)
+        ids = np.argpartition(-key, k - 1)[:k] if k < n else np.arange(n)
+        ids = np.sort(ids).astype(np.int64)
+        return Selection(ids, np.ones(len(ids), np.float32), full=False, weights=weights.astype(np.float32))
