@@ -1,0 +1,81 @@
+"""`raydata-agent run [--config FILE] [key=value ...]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from raydata_agent.config import ConfigError, load_config
+
+
+def _run(args) -> int:
+    from raydata_agent.runner import RunFailed, run
+
+    cfg = load_config(args.config, args.overrides)  # fails here, before Ray starts, on a bad key
+    print(f"[raydata-agent] {cfg.task.name} on {cfg.data.name}, selector={cfg.selection.selector} "
+          f"ratio={cfg.selection.ratio}, {cfg.train.epochs} epochs, {cfg.train.num_workers} worker(s)", flush=True)
+    try:
+        result = run(cfg)
+    except RunFailed as err:
+        print(f"\n[raydata-agent] FAILED: {err}", file=sys.stderr)
+        return 1
+    final = result.final
+    print("\n[raydata-agent] summary")
+    print(f"  run id          {result.run_id}")
+    print(f"  final {cfg.task.name} metric  {final.get('val_metric', float('nan')):.4f}")
+    print(f"  cost fraction   {final.get('cost_fraction', float('nan')):.3f} of full-data sample passes"
+          + (f" (selection epochs: {final['selection_cost_fraction']:.3f})" if "selection_cost_fraction" in final else ""))
+    print(f"  checkpoint      {result.checkpoint_path}")
+    print(f"  MLflow          {result.tracking_uri}  experiment {result.experiment_id}, run {result.run_id}")
+    print(f"                  open it with: mlflow ui --backend-store-uri {result.tracking_uri}")
+    return 0
+
+
+def _tune(args) -> int:
+    from raydata_agent.sweep import run_sweep
+
+    parent, summary = run_sweep(args.config, args.overrides)
+    print("\n[raydata-agent] sweep summary (best first; * = Pareto front of metric vs cost)")
+    print(summary)
+    print(f"  MLflow parent run {parent}: summary/trials.csv, summary/metric_vs_cost.png")
+    return 0
+
+
+def _report(args) -> int:
+    from raydata_agent.config import Config
+    from raydata_agent.report import report
+
+    uri = args.tracking_uri or Config().tracking_uri
+    try:
+        text, path = report(args.experiment, uri, args.out)
+    except (KeyError, ValueError) as err:
+        print(f"report: {err.args[0]}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"\nplot: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="raydata-agent", description="Training that chooses its own data, on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="train one model with a data selector")
+    p_run.add_argument("--config", help="YAML config file (sections: task, data, selection, reward, agent, "
+                                        "train, tracking, ray)")
+    p_run.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. selection.ratio=0.3")
+    p_tune = sub.add_parser("tune", help="a Ray Tune sweep: every trial is one training run")
+    p_tune.add_argument("--config", help="run config with a `sweep:` section (see jobs/configs/sweep_shapes.yaml)")
+    p_tune.add_argument("overrides", nargs="*", help="section.key=value overrides for every trial")
+    p_report = sub.add_parser("report", help="compare the runs of an MLflow experiment: table and plot")
+    p_report.add_argument("experiment")
+    p_report.add_argument("--tracking-uri", help="default: sqlite:///$PWD/mlflow.db")
+    p_report.add_argument("--out", help="plot path (default: report_<experiment>.png)")
+    args = parser.parse_args(argv)
+    try:
+        return {"run": _run, "tune": _tune, "report": _report}[args.command](args)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

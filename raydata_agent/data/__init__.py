@@ -1,0 +1,139 @@
+"""Data sets for the classification task, all local: nothing is downloaded at run time.
+
+Every reader returns `ImageData`: uint8 images in memory (or image files read on demand) and
+labels, indexable by sample id so a worker can fetch exactly the selected ids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raydata_agent.config import DataConfig
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file or row."""
+
+
+@dataclass
+class ImageData:
+    labels: np.ndarray  # int64 [N]
+    images: np.ndarray | None = None  # uint8 [N, C, H, W] when held in memory
+    files: list[str] | None = None  # image paths when read on demand (ImageFolder)
+    image_size: int = 32
+    channels: int = 3
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def sources(self) -> list[str] | None:
+        return self.files
+
+    def batch(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as float in [0, 1] and labels, for the given sample ids."""
+        ids = np.asarray(ids, np.int64)
+        if self.images is not None:
+            x = torch.from_numpy(self.images[ids]).float().div_(255.0)
+        else:
+            x = torch.stack([_read_image(self.files[i], self.image_size) for i in ids])
+        return x, torch.from_numpy(self.labels[ids])
+
+
+def _read_image(path: str, size: int) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((size, size))
+            arr = np.asarray(img, np.uint8).transpose(2, 0, 1).copy()
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from err
+    return torch.from_numpy(arr).float().div_(255.0)
+
+
+def _flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> np.ndarray:
+    """Replace a fraction of labels by a different random class (symmetric label noise)."""
+    if fraction <= 0:
+        return labels
+    rng = np.random.default_rng(seed + 1)
+    labels = labels.copy()
+    flip = rng.random(len(labels)) < fraction
+    labels[flip] = (labels[flip] + rng.integers(1, num_classes, flip.sum())) % num_classes
+    return labels
+
+
+def _shapes(cfg: DataConfig):
+    from raydata_agent.data.shapes import SHAPES, make_shapes
+
+    x_tr, y_tr = make_shapes(cfg.num_samples, cfg.image_size, seed=cfg.seed)
+    x_va, y_va = make_shapes(cfg.val_samples, cfg.image_size, seed=cfg.seed + 10_000)
+    return x_tr, y_tr, x_va, y_va, len(SHAPES)
+
+
+def _digits(cfg: DataConfig):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0 * 255).astype(np.uint8)[:, None]  # [N, 1, 8, 8]
+    order = np.random.default_rng(cfg.seed).permutation(len(images))
+    n_val = len(images) // 5
+    va, tr = order[:n_val], order[n_val:]
+    return images[tr], digits.target[tr], images[va], digits.target[va], 10
+
+
+def _cifar(cfg: DataConfig):
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if cfg.name == "cifar10" else torchvision.datasets.CIFAR100
+    root = Path(cfg.path).expanduser()
+    try:
+        train = cls(str(root), train=True, download=False)
+        val = cls(str(root), train=False, download=False)
+    except Exception as err:
+        raise DataError(f"cannot read {cfg.name} from {root} (torchvision's on-disk format, "
+                        f"e.g. {root}/cifar-10-batches-py): {err}") from err
+    to_nchw = lambda d: np.ascontiguousarray(d.data.transpose(0, 3, 1, 2))  # noqa: E731
+    return (to_nchw(train), np.asarray(train.targets), to_nchw(val), np.asarray(val.targets),
+            len(train.classes))
+
+
+def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
+    """`root/{train,val}/<class>/<image>`; images are read on demand, so the pool can be large."""
+    root = Path(cfg.path).expanduser()
+    splits = []
+    classes = None
+    for split in ("train", "val"):
+        folder = root / split
+        if not folder.is_dir():
+            raise DataError(f"ImageFolder layout needs {folder}/<class>/<image files>")
+        names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if classes is None:
+            classes = names
+        elif names != classes:
+            raise DataError(f"class folders of {folder} differ from those of {root / 'train'}")
+        files, labels = [], []
+        for label, name in enumerate(names):
+            for f in sorted((folder / name).iterdir()):
+                if f.is_file() and not f.name.startswith("."):
+                    files.append(str(f))
+                    labels.append(label)
+        if not files:
+            raise DataError(f"no images under {folder}")
+        splits.append(ImageData(np.asarray(labels, np.int64), files=files, image_size=cfg.image_size))
+    return splits[0], splits[1], len(classes)
+
+
+def load_dataset(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
+    """(train, val, num_classes) for the configured data set."""
+    if cfg.name == "imagefolder":
+        return _image_folder(cfg)
+    reader = {"shapes": _shapes, "digits": _digits, "cifar10": _cifar, "cifar100": _cifar}[cfg.name]
+    x_tr, y_tr, x_va, y_va, num_classes = reader(cfg)
+    y_tr = _flip_labels(np.asarray(y_tr, np.int64), cfg.label_noise, num_classes, cfg.seed)
+    train = ImageData(y_tr, images=x_tr, image_size=x_tr.shape[-1], channels=x_tr.shape[1])
+    val = ImageData(np.asarray(y_va, np.int64), images=x_va, image_size=x_va.shape[-1], channels=x_va.shape[1])
+    return train, val, num_classes

@@ -1,0 +1,168 @@
+"""The driver side of a run: connect to Ray, open the MLflow run, start the score store, fit the
+TorchTrainer, and log the plots. `run(cfg)` is what `raydata-agent run`, the jobs and Tune call.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+
+from raydata_agent import plots
+from raydata_agent.config import Config, resolve_paths
+from raydata_agent.score_store import ScoreStore
+from raydata_agent.tasks import build_task
+from raydata_agent.tracking import Tracker
+from raydata_agent.train import train_loop_per_worker
+
+
+class RunFailed(RuntimeError):
+    """Training stopped with an error; what was computed before it is kept (see the message)."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    history: list[dict]
+    checkpoint_path: str | None
+    final: dict = field(default_factory=dict)
+
+
+def init_ray(cfg: Config) -> None:
+    """Join the configured cluster (ray.address, else RAY_ADDRESS), or start a local one.
+
+    Ray >= 2.59 turns token authentication on for local clusters and keeps the token in
+    ~/.ray/auth_token; we leave that on. Remote clusters read RAY_AUTH_TOKEN / the token file.
+    """
+    if ray.is_initialized():
+        return
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
+
+
+def _store_on_this_node():
+    """Pin the score store to the driver's node: it writes the local MLflow store and snapshots."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    return ray.remote(ScoreStore).options(
+        num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+
+
+def log_plots(tracker: Tracker, history: list[dict]) -> None:
+    if not history:
+        return
+    tracker.log_figure(plots.metric_vs_cost(history), "metric_vs_cost.png")
+    tracker.log_figure(plots.weight_histograms(history), "weights.png")
+    tracker.log_figure(plots.adaptive_weight(history), "adaptive_weight.png")
+    tracker.log_figure(plots.class_selection(history), "class_selection.png")
+    if any("agent_policy_loss" in h for h in history):
+        tracker.log_figure(plots.agent_losses(history), "agent_losses.png")
+
+
+def _progress(store, total_epochs: int, done: threading.Event, out=sys.stdout) -> None:
+    """Print one line per finished epoch, and (on a terminal) a live count of samples trained in the current one."""
+    shown = 0
+    live = out.isatty()
+    prefix = "\r" if live else ""  # a live line is overwritten in place
+    while True:
+        stopping = done.wait(2.0)  # after the run ends, one last poll prints the final epochs
+        try:
+            p = ray.get(store.progress.remote(shown), timeout=10)
+        except Exception:  # the store is busy: progress is best effort
+            if stopping:
+                return
+            continue
+        for h in p["new"]:
+            shown += 1
+            print(f"{prefix}[raydata-agent] epoch {h['epoch'] + 1}/{total_epochs}  selected {h['selected']}"
+                  f"  train_loss {h['train_loss']:.4f}  val {h['val_metric']:.4f}  w {h['adaptive_w']:.2f}"
+                  f"  cost {h['cost_fraction']:.2f}  {h['epoch_time_s']:.1f}s", file=out, flush=True)
+        if stopping:
+            return
+        if not p["new"] and p["planned"] and live:
+            print(f"\r[raydata-agent] epoch {shown + 1}/{total_epochs}  trained {p['passes']}/{p['planned']}",
+                  end="", file=out, flush=True)
+
+
+def run(cfg: Config, progress: bool = True, callbacks: list | None = None) -> RunResult:
+    """Train one model with data selection. `callbacks` are Ray Train callbacks (e.g. Tune's
+    TuneReportCallback, which forwards each epoch's metrics to a Tune trial)."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    cfg = resolve_paths(cfg)
+    init_ray(cfg)
+    task = build_task(cfg)
+    train_data, _ = task.load_data()  # labels and sources for the pool
+    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name, cfg.flat(),
+                            tags={**({"mlflow.parentRunId": cfg.tracking.parent_run_id}
+                                     if cfg.tracking.parent_run_id else {}),
+                                  "selector": cfg.selection.selector, "task": cfg.task.name,
+                                  "data": cfg.data.name})
+    skipped = getattr(task, "skipped", [])  # unreadable inputs the task dropped, with reasons
+    tracker.log_metrics({"data_skipped": len(skipped)}, step=0)
+    if skipped:
+        tracker.log_text("".join(f"{path}\t{reason}\n" for path, reason in skipped), "data/skipped.tsv")
+        print(f"[raydata-agent] skipped {len(skipped)} unreadable input(s); list in MLflow: data/skipped.tsv",
+              flush=True)
+    storage = Path(cfg.ray.storage_path)
+    agent = None
+    if cfg.selection.selector == "data_agent":
+        from raydata_agent.agent import start_agent
+
+        agent = start_agent(cfg, len(train_data))
+    store = _store_on_this_node().remote(cfg.to_dict(), train_data.labels, train_data.sources, task.num_classes,
+                                         tracker, str(storage / tracker.run_id / "pool"), agent)
+    if cfg.train.resume_from:
+        ray.get(store.load.remote(cfg.train.resume_from))
+        tracker.set_tag("resumed_from", cfg.train.resume_from)
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.to_dict(), "store": store, "tracker": tracker},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        # Ray Train logs every report at INFO; the driver prints one line per epoch instead.
+        run_config=RunConfig(name=tracker.run_id, storage_path=str(storage), callbacks=callbacks or [],
+                             logging_config=ray.LoggingConfig(log_level="WARNING")),
+    )
+    done = threading.Event()
+    watcher = threading.Thread(target=_progress, args=(store, cfg.train.epochs, done), daemon=True)
+    if progress:
+        watcher.start()
+    status, error = "FINISHED", None
+    result = None
+    try:
+        result = trainer.fit()
+    except Exception as err:  # Ray wraps the worker's exception; keep its message for the user
+        status, error = "FAILED", err
+    finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join(timeout=15)
+        history = ray.get(store.get_history.remote())
+        log_plots(tracker, history)
+        tracker.end(status)
+        ray.kill(store)
+        if agent is not None:
+            ray.kill(agent)
+    if error is not None:
+        cause = error
+        while getattr(cause, "__cause__", None) is not None:
+            cause = cause.__cause__
+        raise RunFailed(f"run {tracker.run_id} failed after {len(history)} finished epochs: "
+                        f"{type(cause).__name__}: {cause}\n  MLflow run (partial metrics, plots, pool snapshots): "
+                        f"{tracker.uri} run {tracker.run_id}\n  checkpoints: {storage / tracker.run_id}") from error
+    checkpoint = result.checkpoint.path if result is not None and result.checkpoint else None
+    return RunResult(tracker.run_id, tracker.experiment_id, tracker.uri, history, checkpoint,
+                     final=history[-1] if history else {})

@@ -1,0 +1,100 @@
+"""Image classification: torchvision ResNets (random init) or a small CNN for CPU runs."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raydata_agent.config import Config
+from raydata_agent.data import ImageData, load_dataset
+from raydata_agent.tasks import TaskOutput
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks and global pooling: trains on 2 CPUs in seconds per epoch."""
+
+    def __init__(self, in_channels: int, width: int = 32):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.body = nn.Sequential(block(in_channels, width), nn.MaxPool2d(2), block(width, 2 * width),
+                                  nn.MaxPool2d(2), block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten())
+        self.out_dim = 4 * width
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def _resnet(name: str, in_channels: int, cifar_stem: bool) -> tuple[nn.Module, int]:
+    import torchvision
+
+    net = getattr(torchvision.models, name)(weights=None)  # random init: nothing is downloaded
+    if cifar_stem:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    out_dim = net.fc.in_features
+    net.fc = nn.Identity()  # the backbone returns pooled penultimate features
+    return net, out_dim
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head; forward returns (logits, pooled features)."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.feature_dim = feature_dim
+
+    def forward(self, x):
+        features = self.backbone(x)
+        return self.head(features), features
+
+
+class ClassificationTask:
+    metric = "accuracy"  # the validation metric reported as `val_metric`
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg.task
+        self.data_cfg = cfg.data
+        self.num_classes: int | None = None
+        self.in_channels: int | None = None
+
+    def load_data(self) -> tuple[ImageData, ImageData]:
+        train, val, self.num_classes = load_dataset(self.data_cfg)
+        self.in_channels = train.channels
+        return train, val
+
+    def build_model(self) -> Classifier:
+        if self.cfg.model == "small_cnn":
+            backbone = SmallCNN(self.in_channels)
+            dim = backbone.out_dim
+        else:
+            backbone, dim = _resnet(self.cfg.model, self.in_channels, self.cfg.cifar_stem)
+        return Classifier(backbone, dim, self.num_classes)
+
+    def forward(self, model: nn.Module, batch, device) -> TaskOutput:
+        x, y = (t.to(device, non_blocking=True) for t in batch)
+        logits, features = model(x)
+        loss = F.cross_entropy(logits, y, reduction="none")
+        return TaskOutput(loss=loss, probs=logits.detach().softmax(-1), features=features.detach())
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data, device, batch_size: int = 512) -> dict[str, float]:
+        model.eval()
+        correct, total, loss_sum = 0, 0, 0.0
+        for start in range(0, len(data), batch_size):
+            ids = range(start, min(start + batch_size, len(data)))
+            x, y = data.batch(list(ids))
+            x, y = x.to(device), y.to(device)
+            logits, _ = model(x)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(-1) == y).sum().item()
+            total += len(y)
+        model.train()
+        return {"accuracy": correct / total, "val_loss": loss_sum / total}

@@ -1,0 +1,91 @@
+"""MLflow tracking: one run per training job, written by the driver and the score store.
+
+The embedded default is a SQLite store next to the working directory (MLflow's plain file store
+is in maintenance mode); `tracking.uri` points at a server instead.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+MAX_PARAM_LEN = 6000
+
+
+def artifact_root(uri: str) -> str | None:
+    """For a SQLite store, keep artifacts in `mlruns/` beside the database, whatever the process cwd."""
+    if uri.startswith("sqlite:///"):
+        return (Path(urlparse(uri).path).parent / "mlruns").resolve().as_uri()
+    return None
+
+
+class Tracker:
+    """A handle on one MLflow run; picklable, so Ray actors log to the same run."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri = uri
+        self.run_id = run_id
+        self._client = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    def __getstate__(self):
+        return {"uri": self.uri, "run_id": self.run_id}
+
+    def __setstate__(self, state):
+        self.__init__(state["uri"], state["run_id"])
+
+    @classmethod
+    def start(cls, uri: str, experiment: str, run_name: str | None, params: dict,
+              tags: dict | None = None) -> "Tracker":
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_root(uri) and
+                                                                         f"{artifact_root(uri)}/{experiment}")
+        run = client.create_run(exp_id, run_name=run_name, tags=tags or {})
+        tracker = cls(uri, run.info.run_id)
+        items = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow caps params per batch at 100
+            client.log_batch(run.info.run_id, params=items[start:start + 100])
+        return tracker
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_figure(self, fig, name: str, artifact_path: str = "plots") -> None:
+        import matplotlib.pyplot as plt
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            self.log_artifact(path, artifact_path)
+        plt.close(fig)
+
+    def set_tag(self, key: str, value) -> None:
+        self.client.set_tag(self.run_id, key, str(value))
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    @property
+    def experiment_id(self) -> str:
+        return self.client.get_run(self.run_id).info.experiment_id
