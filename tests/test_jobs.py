@@ -53,6 +53,12 @@ def test_submitted_job_logs_to_a_real_mlflow_server(tmp_path):
 
     ray_tmp = tempfile.mkdtemp(prefix="rdj", dir="/tmp")  # short: Ray's unix sockets live under it
     gcs, dashboard, mlflow_port = free_port(), free_port(), free_port()
+    # Every port of this second head is its own: the test session's cluster already holds Ray's
+    # fixed defaults (its dashboard agent listens on 52365), and an agent that cannot bind never
+    # registers, so the Jobs API would answer "No available agent" for ever.
+    own_ports = [f"--{name}={free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+        "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
     mlflow = subprocess.Popen(
@@ -62,7 +68,7 @@ def test_submitted_job_logs_to_a_real_mlflow_server(tmp_path):
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
          "--num-cpus=2", f"--temp-dir={ray_tmp}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dashboard}", "--disable-usage-stats"],
+         f"--dashboard-port={dashboard}", "--disable-usage-stats", *own_ports],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{mlflow_port}/health")
