@@ -1,7 +1,7 @@
 """Accuracy against cost for several selectors and seeds, on one local Ray cluster.
 
     .venv/bin/python benchmarks/compare_selectors.py \
-        --selectors data_agent greedy infobatch random_dynamic full --seeds 0 1 2 [key=value ...]
+        --selectors data_agent lead greedy infobatch random_dynamic full --seeds 0 1 2 [key=value ...]
 
 Prints final validation metric and cost fraction per selector (mean +- std over seeds) and the
 ratio of each selector's metric to the full-data run measured in the same process.
@@ -21,7 +21,7 @@ from raydata_agent.runner import run
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--selectors", nargs="+",
-                        default=["data_agent", "greedy", "infobatch", "random_dynamic", "full"])
+                        default=["data_agent", "lead", "greedy", "infobatch", "random_dynamic", "full"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("overrides", nargs="*", help="extra section.key=value for every run")

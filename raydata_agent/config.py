@@ -59,12 +59,15 @@ class SelectionConfig:
     ucb_c: float = 1.0  # ucb exploration constant
     epsilon: float = 0.1  # eps_greedy exploration fraction
     infobatch_max_prune: float = 0.7  # infobatch: cap on the prune probability r (rescale 1/(1-r))
+    lead_clusters: int = 7  # lead: k-means clusters of the IDU difficulty score (EXP3 arms)
+    lead_gamma: float = 0.07  # lead: EXP3 exploration g, p_k = (1-g) w_k / sum w + g / K
 
 
 @dataclass
 class RewardConfig:
-    variant: str = "adaptive"  # difficulty | uncertainty | fixed_half | adaptive
+    variant: str = "adaptive"  # difficulty | uncertainty | fixed_half | adaptive | idu
     clip_quantile: float = 0.95  # losses are clipped at this batch quantile (DESIGN.md §2)
+    idu_smoothing: float = 0.1  # LEAD's b: IDU_t = (1-b) L_t + dL'_t + b IDU_{t-1}
 
 
 @dataclass
@@ -172,7 +175,7 @@ def _check_range(key: str, value: float, lo: float, hi: float, lo_open=False, hi
 def validate(cfg: Config) -> Config:
     """Semantic checks that types alone cannot express."""
     from raydata_agent.selectors import SELECTORS
-    from raydata_agent.signals import REWARD_VARIANTS
+    from raydata_agent.signals import HISTORY_VARIANTS, REWARD_VARIANTS
 
     _check_choice("task.name", cfg.task.name, TASKS)
     _check_choice("task.model", cfg.task.model, MODELS[cfg.task.name])
@@ -180,7 +183,7 @@ def validate(cfg: Config) -> Config:
     _check_choice("selection.selector", cfg.selection.selector, sorted(SELECTORS))
     _check_choice("selection.sampling", cfg.selection.sampling, SAMPLINGS)
     _check_choice("selection.loss_weighting", cfg.selection.loss_weighting, LOSS_WEIGHTINGS)
-    _check_choice("reward.variant", cfg.reward.variant, sorted(REWARD_VARIANTS))
+    _check_choice("reward.variant", cfg.reward.variant, sorted(REWARD_VARIANTS) + list(HISTORY_VARIANTS))
     _check_choice("train.optimizer", cfg.train.optimizer, OPTIMIZERS)
     _check_choice("agent.reward_scale", cfg.agent.reward_scale, REWARD_SCALES)
     _check_choice("agent.reward_baseline", cfg.agent.reward_baseline, REWARD_BASELINES)
@@ -189,13 +192,15 @@ def validate(cfg: Config) -> Config:
     _check_range("selection.epsilon", cfg.selection.epsilon, 0.0, 1.0)
     _check_range("selection.infobatch_max_prune", cfg.selection.infobatch_max_prune, 0.0, 1.0, hi_open=True)
     _check_range("reward.clip_quantile", cfg.reward.clip_quantile, 0.0, 1.0, lo_open=True)
+    _check_range("reward.idu_smoothing", cfg.reward.idu_smoothing, 0.0, 1.0, hi_open=True)
+    _check_range("selection.lead_gamma", cfg.selection.lead_gamma, 0.0, 1.0, lo_open=True)
     _check_range("data.label_noise", cfg.data.label_noise, 0.0, 1.0, hi_open=True)
     _check_range("agent.clip", cfg.agent.clip, 0.0, 1.0, lo_open=True)
     _check_range("agent.gamma", cfg.agent.gamma, 0.0, 1.0)
     _check_range("agent.gae_lambda", cfg.agent.gae_lambda, 0.0, 1.0)
     for key in ("train.epochs", "train.batch_size", "train.num_workers", "train.cpus_per_worker",
                 "data.num_samples", "data.val_samples", "data.image_size", "agent.hidden",
-                "agent.num_epochs", "agent.minibatch_size"):
+                "agent.num_epochs", "agent.minibatch_size", "selection.lead_clusters"):
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < 1:

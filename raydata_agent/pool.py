@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 NEVER = -1  # last_epoch_seen of a sample not trained on yet
 
-FLOAT_COLUMNS = ("weight", "loss", "entropy", "difficulty", "uncertainty", "reward")
+FLOAT_COLUMNS = ("weight", "loss", "entropy", "difficulty", "uncertainty", "reward", "idu")  # idu: LEAD's utility
 INT_COLUMNS = ("times_selected", "last_epoch_seen")
 COLUMNS = ("id", "label", "source") + FLOAT_COLUMNS + INT_COLUMNS
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 from raydata_agent.config import Config, from_dict
 from raydata_agent.pool import SamplePool
 from raydata_agent.selectors import Selection, build_selector
+from raydata_agent.signals import idu, minmax
 from raydata_agent.tracking import Tracker
 
 WEIGHT_BINS = 100
@@ -67,16 +68,24 @@ class ScoreStore:
         return self.plans[epoch]
 
     def record(self, epoch: int, ids: np.ndarray, loss: np.ndarray, entropy: np.ndarray,
-               uncertainty: np.ndarray, difficulty: np.ndarray, score: np.ndarray, adaptive_w: float,
-               features: np.ndarray | None = None) -> None:
+               uncertainty: np.ndarray, difficulty: np.ndarray, score: np.ndarray | None, adaptive_w: float,
+               features: np.ndarray | None = None, predicted_change: np.ndarray | None = None) -> None:
         """One training batch's signals (vectorised: one call per batch, not per sample).
 
         `score` is the reward variant's value; the selector turns it into the stored reward
-        (action * score for the Data Agent, the score itself otherwise).
+        (action * score for the Data Agent, the score itself otherwise). A history variant
+        (score None) is scored here, where each sample's previous IDU lives.
         """
+        ids = np.asarray(ids, np.int64)
+        loss = np.asarray(loss, np.float32)
+        change = np.zeros_like(loss) if predicted_change is None else np.asarray(predicted_change, np.float32)
+        previous = np.where(self.pool.seen[ids], self.pool.idu[ids], loss)
+        utility = idu(previous, loss, change, self.cfg.reward.idu_smoothing)
+        if score is None:
+            score = minmax(utility)
         reward = np.asarray(self.selector.observe(epoch, ids, features, score), np.float32)
         self.pool.update(ids, epoch=epoch, loss=loss, entropy=entropy, uncertainty=uncertainty,
-                         difficulty=difficulty, reward=reward)
+                         difficulty=difficulty, reward=reward, idu=utility)
         n = len(ids)
         self.epoch_passes += n
         self.reward_sum += float(np.sum(reward))

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 EPS = 1e-8
@@ -79,14 +80,44 @@ def _adaptive(diff, unc, w):
     return w * diff + (1.0 - w) * unc
 
 
+# Variants that need a sample's history: the score store, which owns the pool, computes their score.
+HISTORY_VARIANTS = ("idu",)
+
+
+def minmax(values: torch.Tensor | np.ndarray):
+    """Min-max normalisation over the batch to [0, 1], as difficulty is (eq. 1)."""
+    lo, hi = values.min(), values.max()
+    return (values - lo) / (hi - lo + EPS)
+
+
+def predicted_loss_change(grad_norm: torch.Tensor, lr: float, loss_weights: torch.Tensor,
+                          batch_size: int, loss: torch.Tensor) -> torch.Tensor:
+    """LEAD's dL' (eqs. 9-10): the first-order change of a sample's loss from this step's update.
+
+    The sample's own share of an SGD step on the batch mean is lr * w_i / B * g_i, so its loss moves
+    by about -lr * w_i / B * |g_i|^2. It never predicts a loss below zero.
+    """
+    change = -lr * loss_weights.float() / batch_size * grad_norm.detach().float() ** 2
+    return torch.maximum(change, -loss.detach().float())
+
+
+def idu(previous: np.ndarray, loss: np.ndarray, predicted_change: np.ndarray, smoothing: float) -> np.ndarray:
+    """LEAD's instance-level dynamic utility: IDU_t = (1-b) L_t + dL'_t + b IDU_{t-1}.
+
+    The smoothing b is applied (the reference code never does); `previous` is the sample's IDU
+    from the epoch it was last trained, or its loss when it has none yet.
+    """
+    return (1.0 - smoothing) * loss + predicted_change + smoothing * previous
+
+
 @dataclass
 class BatchSignals:
     loss: torch.Tensor
     entropy: torch.Tensor  # nats
     uncertainty: torch.Tensor  # entropy / log C, in [0, 1]
     difficulty: torch.Tensor
-    score: torch.Tensor  # the reward variant's score before the action
-    reward: torch.Tensor  # action * score (eq. 6)
+    score: torch.Tensor | None  # the reward variant's score before the action; None: a HISTORY_VARIANT
+    reward: torch.Tensor | None  # action * score (eq. 6)
     weight: float  # adaptive w of this batch
 
 
@@ -97,6 +128,7 @@ def batch_signals(loss: torch.Tensor, probs: torch.Tensor | None, variant: str =
 
     Uncertainty comes from `probs` [B, C], or ready-made from the task (`uncertainty` [B] in [0, 1],
     e.g. mean pixel entropy); with neither, the task has no uncertainty term (detection).
+    A history variant (`idu`) has no batch-local score: the score store computes it.
     """
     loss = loss.detach().float()
     diff = difficulty(loss, clip_quantile)
@@ -108,6 +140,8 @@ def batch_signals(loss: torch.Tensor, probs: torch.Tensor | None, variant: str =
     else:
         unc = ent = torch.zeros_like(diff)
     w = adaptive_weight(diff, unc)
+    if variant in HISTORY_VARIANTS:
+        return BatchSignals(loss=loss, entropy=ent, uncertainty=unc, difficulty=diff, score=None, reward=None, weight=w)
     score = REWARD_VARIANTS[variant](diff, unc, w)
     act = torch.ones_like(score) if actions is None else actions.detach().float().to(score.device)
     return BatchSignals(loss=loss, entropy=ent, uncertainty=unc, difficulty=diff, score=score, reward=act * score, weight=w)

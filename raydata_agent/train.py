@@ -21,7 +21,7 @@ import torch
 from raydata_agent.config import Config, from_dict
 from raydata_agent.selectors import SELECTORS
 from raydata_agent.score_store import write_checkpoint_state
-from raydata_agent.signals import batch_signals
+from raydata_agent.signals import batch_signals, predicted_loss_change
 from raydata_agent.tasks import build_task
 
 MAX_PENDING_RECORDS = 32  # back-pressure: at most this many signal batches in flight to the store
@@ -123,6 +123,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                     f"non-finite loss at epoch {epoch}, step {steps} for sample ids {bad[:10].tolist()}; "
                     f"checkpoints and pool snapshots of earlier epochs are kept")
             weights = torch.from_numpy(loss_weights[start:start + len(batch_ids)]).to(device)
+            lr = optimizer.param_groups[0]["lr"]
             loss = (out.loss * weights).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,10 +133,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
             sig = batch_signals(out.loss, out.probs, cfg.reward.variant, cfg.reward.clip_quantile,
                                 uncertainty=out.uncertainty)
+            change = (np.zeros(len(batch_ids), np.float32) if out.grad_norm is None else predicted_loss_change(
+                out.grad_norm, lr, weights, len(batch_ids), out.loss).cpu().numpy())
             pending.append(store.record.remote(
                 epoch, batch_ids, sig.loss.cpu().numpy(), sig.entropy.cpu().numpy(),
-                sig.uncertainty.cpu().numpy(), sig.difficulty.cpu().numpy(), sig.score.cpu().numpy(),
-                sig.weight, out.features.float().cpu().numpy() if send_features else None))
+                sig.uncertainty.cpu().numpy(), sig.difficulty.cpu().numpy(),
+                None if sig.score is None else sig.score.cpu().numpy(), sig.weight,
+                out.features.float().cpu().numpy() if send_features else None, change))
             if len(pending) >= MAX_PENDING_RECORDS:
                 ray.get(pending[: len(pending) // 2])
                 pending = pending[len(pending) // 2:]

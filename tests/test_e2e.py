@@ -137,3 +137,20 @@ def test_two_ddp_workers_share_the_epoch(ray_cluster, run_dirs):
         # Each worker trains on half of the subset, padded to equal length so DDP steps stay in sync.
         assert row["passes"] == row["selected"] + row["selected"] % 2
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_lead_with_the_idu_reward_runs_and_logs_its_bandit(ray_cluster, run_dirs):
+    import pyarrow.parquet as pq
+
+    cfg = load_config(None, ["selection.selector=lead", "reward.variant=idu", "selection.ratio=0.5",
+                             "train.epochs=3", *SMALL, *run_dirs])
+    result = run(cfg, progress=False)
+    assert [h["selected_fraction"] for h in result.history[:2]] == [1.0, 0.5]
+    client, mlrun = only_run(run_dirs[0].split("=", 1)[1])
+    history = client.get_metric_history(mlrun.info.run_id, "lead_p0")
+    assert len(history) == 3
+    probs = [mlrun.data.metrics[f"lead_p{k}"] for k in range(7)]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+    pool = pq.read_table(client.download_artifacts(mlrun.info.run_id, "pool/pool_epoch_002.parquet"))
+    idu, reward = pool["idu"].to_numpy(), pool["reward"].to_numpy()
+    assert (idu > 0).all() and 0.0 <= reward.min() and reward.max() <= 1.0 + 1e-6

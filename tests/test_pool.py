@@ -56,3 +56,20 @@ def test_large_pool_update_is_vectorised():
     ids = np.random.default_rng(0).choice(n, 500_000, replace=False)
     pool.update(ids, epoch=1, loss=np.ones(len(ids)))
     assert pool.loss.sum() == len(ids) and pool.seen.sum() == len(ids)
+
+
+def test_store_keeps_idu_across_epochs_and_scores_the_idu_variant(tmp_path):
+    from raydata_agent.config import Config
+    from raydata_agent.score_store import ScoreStore
+
+    cfg = Config()
+    cfg.selection.selector, cfg.reward.variant, cfg.reward.idu_smoothing = "greedy", "idu", 0.1
+    store = ScoreStore(cfg.to_dict(), np.zeros(4, np.int64), None, 2, None, str(tmp_path))
+    ids, zeros = np.array([0, 1, 2]), np.zeros(3)
+    store.record(0, ids, np.array([1.0, 2.0, 4.0]), zeros, zeros, zeros, None, 0.5,
+                 predicted_change=np.array([0.0, -0.5, -1.0]))
+    # First sight: IDU_{t-1} is the loss itself, so IDU = L + dL'.
+    np.testing.assert_allclose(store.pool.idu[:3], [1.0, 1.5, 3.0])
+    np.testing.assert_allclose(store.pool.reward[:3], [0.0, 0.25, 1.0], atol=1e-6)  # min-max of the batch
+    store.record(1, ids[:2], np.array([0.5, 1.0]), zeros[:2], zeros[:2], zeros[:2], None, 0.5)
+    np.testing.assert_allclose(store.pool.idu[:3], [0.9 * 0.5 + 0.1 * 1.0, 0.9 * 1.0 + 0.1 * 1.5, 3.0], rtol=1e-6)

@@ -121,3 +121,48 @@ def test_selector_state_round_trip():
     b.load_state_dict(a.state_dict())
     pool = scored_pool()
     assert np.array_equal(a.select(pool, 1).ids, b.select(pool, 1).ids)
+
+
+def test_kmeans_1d_finds_separated_groups_in_order():
+    from raydata_agent.selectors.lead import kmeans_1d
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(c, 0.05, 50) for c in (5.0, 0.0, 10.0)])
+    assign = kmeans_1d(values, 3)
+    assert (assign[:50] == 1).all() and (assign[50:100] == 0).all() and (assign[100:] == 2).all()
+    assert kmeans_1d(np.zeros(10), 7).max() == 0  # no spread: one cluster, no crash
+
+
+def idu_pool():
+    pool = scored_pool()
+    pool.idu[:] = np.repeat(np.arange(4.0), N // 4) + np.tile(np.linspace(0, 0.1, N // 4), 4)
+    return pool
+
+
+def test_lead_fills_the_budget_with_the_top_idu_of_drawn_arms():
+    sel = make("lead", ratio=0.1, lead_clusters=4)
+    pool = idu_pool()
+    s = sel.select(pool, 1)
+    assert len(s.ids) == 20 and len(sel.drawn) == 1  # one arm of 50 covers the budget of 20
+    arm, ids, _, _ = sel.drawn[0]
+    members = np.flatnonzero(np.floor(pool.idu) == arm)
+    assert set(s.ids) == set(members[np.argsort(-pool.idu[members])[:20]])
+    pool.last_epoch_seen[[3, 4]] = -1  # never trained: taken first
+    assert {3, 4} <= set(sel.select(pool, 2).ids)
+
+
+def test_lead_exp3_moves_probability_to_the_arm_whose_idu_drops():
+    sel = make("lead", ratio=0.25, lead_clusters=4, lead_gamma=0.3)
+    pool = idu_pool()
+    for epoch in range(1, 40):
+        s = sel.select(pool, epoch)
+        before = pool.idu.copy()
+        learned = s.ids[np.floor(before[s.ids]) == 2]  # only the samples of arm 2 get easier
+        pool.idu[learned] -= 0.05
+        sel.update(pool, epoch)
+        pool.idu[:] = before  # the pool stays put: arm 2 keeps paying
+    p = sel.probabilities()
+    assert p.argmax() == 2 and p[2] > 1.5 * max(p[0], p[1], p[3])
+    again = make("lead", ratio=0.25, lead_clusters=4, lead_gamma=0.3)
+    again.load_state_dict(sel.state_dict())
+    np.testing.assert_allclose(again.probabilities(), p)

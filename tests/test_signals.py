@@ -1,10 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from raydata_agent.signals import (REWARD_VARIANTS, adaptive_weight, batch_signals, difficulty, entropy,
-                                   uncertainty)
+from raydata_agent.signals import (REWARD_VARIANTS, adaptive_weight, batch_signals, difficulty, entropy, idu,
+                                   predicted_loss_change, uncertainty)
 
 
 def test_difficulty_clips_at_quantile_then_min_max_normalises():
@@ -62,3 +63,39 @@ def test_detection_style_batch_without_probs_has_zero_uncertainty():
     sig = batch_signals(torch.tensor([1.0, 2.0, 3.0]), None)
     assert sig.uncertainty.abs().sum() == 0
     assert sig.weight == pytest.approx(1.0)
+
+
+def test_idu_smooths_loss_and_adds_the_predicted_change():
+    previous = np.array([2.0, 1.0], np.float32)
+    loss = np.array([1.0, 3.0], np.float32)
+    change = np.array([-0.5, 0.0], np.float32)
+    # IDU_t = (1-b) L_t + dL'_t + b IDU_{t-1}, b = 0.1, by hand:
+    np.testing.assert_allclose(idu(previous, loss, change, 0.1), [0.9 - 0.5 + 0.2, 2.7 + 0.1], rtol=1e-6)
+
+
+def test_predicted_loss_change_is_first_order_and_never_below_zero_loss():
+    g = torch.tensor([1.0, 2.0, 10.0])
+    loss = torch.tensor([1.0, 1.0, 1.0])
+    change = predicted_loss_change(g, lr=0.1, loss_weights=torch.ones(3), batch_size=4, loss=loss)
+    torch.testing.assert_close(change, torch.tensor([-0.025, -0.1, -1.0]))  # last: -2.5 capped at -loss
+
+
+def test_history_variant_is_left_to_the_store():
+    sig = batch_signals(torch.tensor([1.0, 2.0]), None, "idu")
+    assert sig.score is None and sig.reward is None and sig.difficulty.max() == pytest.approx(1.0)
+
+
+def test_classification_grad_norm_is_the_exact_per_sample_head_gradient():
+    from raydata_agent.config import Config
+    from raydata_agent.tasks.classification import Classifier, ClassificationTask
+
+    torch.manual_seed(0)
+    model = Classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 6), torch.nn.ReLU()), 6, 3)
+    x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 1])
+    out = ClassificationTask(Config()).forward(model, (x, y), "cpu")
+    for i in range(4):
+        model.zero_grad()
+        out_i = ClassificationTask(Config()).forward(model, (x[i:i + 1], y[i:i + 1]), "cpu")
+        out_i.loss.sum().backward()
+        expected = torch.sqrt(model.head.weight.grad.pow(2).sum() + model.head.bias.grad.pow(2).sum())
+        assert out.grad_norm[i].item() == pytest.approx(expected.item(), rel=1e-5)

@@ -5,12 +5,13 @@ from raydata_agent.selectors.base import Selection, Selector
 from raydata_agent.selectors.full import FullSelector
 from raydata_agent.selectors.greedy import GreedySelector
 from raydata_agent.selectors.infobatch import InfoBatchSelector
+from raydata_agent.selectors.lead import LEADSelector
 from raydata_agent.selectors.random import RandomDynamicSelector, RandomStaticSelector
 
 SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls
     for cls in (FullSelector, RandomStaticSelector, RandomDynamicSelector, InfoBatchSelector,
-                GreedySelector, UCBSelector, EpsilonGreedySelector, DataAgentSelector)
+                GreedySelector, UCBSelector, EpsilonGreedySelector, LEADSelector, DataAgentSelector)
 }
 
 

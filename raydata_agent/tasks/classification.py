@@ -82,7 +82,12 @@ class ClassificationTask:
         x, y = (t.to(device, non_blocking=True) for t in batch)
         logits, features = model(x)
         loss = F.cross_entropy(logits, y, reduction="none")
-        return TaskOutput(loss=loss, probs=logits.detach().softmax(-1), features=features.detach())
+        probs, features = logits.detach().softmax(-1), features.detach()
+        # The gradient of a sample's cross-entropy w.r.t. the linear head is (p - onehot(y)) [h, 1]^T,
+        # so its norm is |p - y| * sqrt(|h|^2 + 1): exact, and free from this forward pass.
+        residual = probs - F.one_hot(y, probs.shape[-1]).to(probs.dtype)
+        grad_norm = residual.norm(dim=-1) * torch.sqrt(features.float().pow(2).sum(-1) + 1.0)
+        return TaskOutput(loss=loss, probs=probs, features=features, grad_norm=grad_norm)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data, device, batch_size: int = 512) -> dict[str, float]:
