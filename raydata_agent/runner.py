@@ -39,6 +39,8 @@ def init_ray(cfg: Config) -> None:
 
     Ray >= 2.59 turns token authentication on for local clusters and keeps the token in
     ~/.ray/auth_token; we leave that on. Remote clusters read RAY_AUTH_TOKEN / the token file.
+    A local cluster runs its dashboard on loopback: Ray Train's placement-group cleaner watches
+    its controller through the State API the dashboard serves (without it, it warns every second).
     """
     if ray.is_initialized():
         return
@@ -46,7 +48,9 @@ def init_ray(cfg: Config) -> None:
     if address:
         ray.init(address=address)
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
+        context = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+        if context.dashboard_url:
+            print(f"[raydata-agent] Ray dashboard: http://{context.dashboard_url}", flush=True)
 
 
 def _store_on_this_node():
