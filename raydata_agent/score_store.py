@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from raydata_agent.config import Config, from_dict
-from raydata_agent.pool import SamplePool
+from raydata_agent.pool import NEVER, SamplePool
 from raydata_agent.selectors import Selection, build_selector
 from raydata_agent.signals import idu, minmax
 from raydata_agent.tracking import Tracker
@@ -79,7 +79,7 @@ class ScoreStore:
         ids = np.asarray(ids, np.int64)
         loss = np.asarray(loss, np.float32)
         change = np.zeros_like(loss) if predicted_change is None else np.asarray(predicted_change, np.float32)
-        previous = np.where(self.pool.seen[ids], self.pool.idu[ids], loss)
+        previous = np.where(self.pool.last_epoch_seen[ids] != NEVER, self.pool.idu[ids], loss)  # O(batch), not O(N)
         utility = idu(previous, loss, change, self.cfg.reward.idu_smoothing)
         if score is None:
             score = minmax(utility)
@@ -145,9 +145,6 @@ class ScoreStore:
 
     def get_history(self) -> list[dict]:
         return self.history
-
-    def pool_table(self) -> pa.Table:
-        return self.pool.table()
 
     # --- checkpoints --------------------------------------------------------------------------
     def checkpoint_state(self) -> tuple[pa.Table, dict]:

@@ -15,15 +15,19 @@ import torch
 EPS = 1e-8
 
 
+def minmax(values: torch.Tensor | np.ndarray):
+    """Min-max normalisation over the batch to [0, 1] (difficulty, eq. 1, and the idu variant)."""
+    lo, hi = values.min(), values.max()
+    return (values - lo) / (hi - lo + EPS)
+
+
 def difficulty(loss: torch.Tensor, clip_quantile: float = 0.95) -> torch.Tensor:
     """Eq. 1: loss clipped at the batch's q-quantile, then min-max normalised to [0, 1].
 
     Clipping first keeps one exploding loss from squashing every other sample towards 0.
     """
     loss = loss.detach().float()
-    clipped = torch.minimum(loss, torch.quantile(loss, clip_quantile))
-    lo, hi = clipped.min(), clipped.max()
-    return (clipped - lo) / (hi - lo + EPS)
+    return minmax(torch.minimum(loss, torch.quantile(loss, clip_quantile)))
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -84,20 +88,16 @@ def _adaptive(diff, unc, w):
 HISTORY_VARIANTS = ("idu",)
 
 
-def minmax(values: torch.Tensor | np.ndarray):
-    """Min-max normalisation over the batch to [0, 1], as difficulty is (eq. 1)."""
-    lo, hi = values.min(), values.max()
-    return (values - lo) / (hi - lo + EPS)
-
-
-def predicted_loss_change(grad_norm: torch.Tensor, lr: float, loss_weights: torch.Tensor,
-                          batch_size: int, loss: torch.Tensor) -> torch.Tensor:
+def predicted_loss_change(grad_norm: torch.Tensor, loss: torch.Tensor, loss_weights: torch.Tensor,
+                          lr: float, world_size: int = 1) -> torch.Tensor:
     """LEAD's dL' (eqs. 9-10): the first-order change of a sample's loss from this step's update.
 
-    The sample's own share of an SGD step on the batch mean is lr * w_i / B * g_i, so its loss moves
-    by about -lr * w_i / B * |g_i|^2. It never predicts a loss below zero.
+    The sample's own share of an SGD step on the batch mean (averaged over `world_size` DDP
+    workers) is lr * w_i / (B * world) * g_i, so its loss moves by about -lr * w_i / (B * world) *
+    |g_i|^2. It never predicts a loss below zero.
     """
-    change = -lr * loss_weights.float() / batch_size * grad_norm.detach().float() ** 2
+    share = lr / (loss.numel() * world_size)
+    change = -share * loss_weights.float() * grad_norm.detach().float() ** 2
     return torch.maximum(change, -loss.detach().float())
 
 

@@ -133,8 +133,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
             sig = batch_signals(out.loss, out.probs, cfg.reward.variant, cfg.reward.clip_quantile,
                                 uncertainty=out.uncertainty)
-            change = (np.zeros(len(batch_ids), np.float32) if out.grad_norm is None else predicted_loss_change(
-                out.grad_norm, lr, weights, len(batch_ids), out.loss).cpu().numpy())
+            change = None if out.grad_norm is None else predicted_loss_change(
+                out.grad_norm, out.loss, weights, lr, world).cpu().numpy()
             pending.append(store.record.remote(
                 epoch, batch_ids, sig.loss.cpu().numpy(), sig.entropy.cpu().numpy(),
                 sig.uncertainty.cpu().numpy(), sig.difficulty.cpu().numpy(),

@@ -76,8 +76,8 @@ def test_idu_smooths_loss_and_adds_the_predicted_change():
 def test_predicted_loss_change_is_first_order_and_never_below_zero_loss():
     g = torch.tensor([1.0, 2.0, 10.0])
     loss = torch.tensor([1.0, 1.0, 1.0])
-    change = predicted_loss_change(g, lr=0.1, loss_weights=torch.ones(3), batch_size=4, loss=loss)
-    torch.testing.assert_close(change, torch.tensor([-0.025, -0.1, -1.0]))  # last: -2.5 capped at -loss
+    change = predicted_loss_change(g, loss, loss_weights=torch.ones(3), lr=0.1, world_size=2)  # B * world = 6
+    torch.testing.assert_close(change, torch.tensor([-0.1 / 6, -0.4 / 6, -1.0]))  # last: -10/6 capped at -loss
 
 
 def test_history_variant_is_left_to_the_store():

@@ -65,7 +65,7 @@ def build_learner_group(cfg: AgentConfig, feature_dim: int, seed: int):
         .rl_module(rl_module_spec=RLModuleSpec(module_class=DataAgentModule, observation_space=obs_space,
                                                action_space=act_space, model_config={"hidden": cfg.hidden}))
     )
-    return config, config.build_learner_group()
+    return config.build_learner_group()
 
 
 class DataAgent:
@@ -90,7 +90,7 @@ class DataAgent:
     # --- the policy --------------------------------------------------------------------------
     def _ensure_built(self, feature_dim: int) -> None:
         if self.learner_group is None:
-            self.rllib_config, self.learner_group = build_learner_group(self.cfg, feature_dim, self.seed)
+            self.learner_group = build_learner_group(self.cfg, feature_dim, self.seed)
             self.features = np.zeros((self.num_samples, feature_dim), np.float32)
 
     @property

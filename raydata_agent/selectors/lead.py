@@ -51,8 +51,8 @@ class LEADSelector(Selector):
         return (1.0 - self.gamma) * w / w.sum() + self.gamma / self.arms
 
     def choose(self, pool, epoch, k):
-        unseen = np.flatnonzero(~pool.seen)[:k]
-        seen = np.flatnonzero(pool.seen)
+        seen_mask = pool.seen
+        unseen, seen = np.flatnonzero(~seen_mask)[:k], np.flatnonzero(seen_mask)
         taken, left = [unseen], k - len(unseen)
         self.drawn = []
         if left and len(seen):
@@ -74,18 +74,17 @@ class LEADSelector(Selector):
 
     def update(self, pool, epoch):
         """Reward the arms drawn for this epoch with the IDU drop of their samples, then EXP3."""
-        if not self.drawn:
-            return {f"lead_p{arm}": float(p) for arm, p in enumerate(self.probabilities())}
-        drops = np.array([float(np.mean(before - pool.idu[ids])) for _, ids, before, _ in self.drawn])
-        self.drop_range = [min(self.drop_range[0], drops.min()), max(self.drop_range[1], drops.max())]
-        lo, hi = self.drop_range
-        rewards = 2.0 * (drops - lo) / (hi - lo) - 1.0 if hi > lo else np.zeros_like(drops)
-        for (arm, _, _, p), r in zip(self.drawn, rewards):
-            self.log_w[arm] += self.gamma / self.arms * r / p
-        self.drawn = []
-        metrics = {f"lead_p{arm}": float(p) for arm, p in enumerate(self.probabilities())}
-        metrics.update(lead_idu_drop=float(drops.mean()), lead_arms_drawn=len(drops))
-        return metrics
+        metrics = {}
+        if self.drawn:
+            drops = np.array([float(np.mean(before - pool.idu[ids])) for _, ids, before, _ in self.drawn])
+            self.drop_range = [min(self.drop_range[0], drops.min()), max(self.drop_range[1], drops.max())]
+            lo, hi = self.drop_range
+            rewards = 2.0 * (drops - lo) / (hi - lo) - 1.0 if hi > lo else np.zeros_like(drops)
+            for (arm, _, _, p), r in zip(self.drawn, rewards):
+                self.log_w[arm] += self.gamma / self.arms * r / p
+            self.drawn = []
+            metrics.update(lead_idu_drop=float(drops.mean()), lead_arms_drawn=len(drops))
+        return {**{f"lead_p{arm}": float(p) for arm, p in enumerate(self.probabilities())}, **metrics}
 
     def state_dict(self):
         return {**super().state_dict(), "log_w": self.log_w.copy(), "drop_range": list(self.drop_range),
