@@ -83,3 +83,19 @@ def test_training_reward(baseline):
         np.testing.assert_allclose(r, a * s)
     else:
         np.testing.assert_allclose(r, a * (s - 0.5))  # median of s
+
+
+def test_observe_records_the_acting_policy_outputs_with_or_without_a_matching_act():
+    _, x, _, score = synthetic()
+    agent = DataAgent(vars(AgentConfig()), N, seed=0)
+    ids = np.arange(8)
+    actions = agent.act(ids, x[ids])
+    agent.observe(ids, x[ids], actions, score[ids])  # reuses act()'s policy outputs
+    other = np.arange(8, 16)
+    agent.observe(other, x[other], np.full(8, 0.5, np.float32), score[other])  # no act: runs the policy
+    recorded = {k: np.concatenate(v) for k, v in agent.buffer.parts.items()}
+    dist, logits, values = agent._policy(x[:16])
+    expected_logp = dist.logp(torch.as_tensor(recorded["actions"])).numpy()
+    np.testing.assert_allclose(recorded["dist_inputs"], logits.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(recorded["values"], values.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(recorded["logp"], expected_logp, rtol=1e-5)

@@ -83,6 +83,7 @@ class DataAgent:
         self.features: np.ndarray | None = None  # latest state of every sample: [N, d]
         self.seen = np.zeros(num_samples, bool)
         self.buffer = TrajectoryBuffer()
+        self.last_act = None  # (ids, action-dist inputs, values) of the latest act(), reused by observe()
         self.reward_std = RunningStd()
         self.updates = 0
         self.busy_s = 0.0  # time spent in act / observe / update / weights since the last update
@@ -111,17 +112,25 @@ class DataAgent:
         """Sample a selection weight in (0, 1) for each sample from its features."""
         start = time.perf_counter()
         self._ensure_built(features.shape[1])
-        dist, _, _ = self._policy(features)
+        dist, logits, values = self._policy(features)
         actions = dist.sample().squeeze(-1).numpy().astype(np.float32)
+        self.last_act = (np.array(ids, np.int64), logits, values)
         self.busy_s += time.perf_counter() - start
         return actions
 
     def observe(self, ids: np.ndarray, features: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Record one transition per sample. No update runs between act and observe, so the
-        log-probs and values recomputed here are those of the policy that acted."""
+        policy outputs of the act() on these ids are those of the policy that acted: reuse them."""
+        from raydata_agent.agent.rl_module import TorchBeta
+
         start = time.perf_counter()
         self._ensure_built(features.shape[1])
-        dist, logits, values = self._policy(features)
+        if self.last_act is not None and np.array_equal(self.last_act[0], ids):
+            _, logits, values = self.last_act
+            dist = TorchBeta.from_logits(logits)
+        else:  # observe without a matching act (e.g. actions chosen elsewhere): run the policy
+            dist, logits, values = self._policy(features)
+        self.last_act = None
         act = torch.as_tensor(actions, dtype=torch.float32).unsqueeze(-1)
         rewards = np.asarray(rewards, np.float32)
         if self.cfg.reward_scale == "per_sample":
