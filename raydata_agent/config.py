@@ -33,15 +33,15 @@ class TaskConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "shapes"  # classification: shapes | digits | cifar10 | cifar100 | imagefolder;
+    name: str = "shapes"  # classification: shapes | mixture | digits | cifar10 | cifar100 | imagefolder;
     #                       detection: synthetic_det | yolo; segmentation: synthetic_seg | ade20k
     #                       (unset in a config: the task's first registered data set, see DATASETS)
     path: str | None = None  # cifar10/cifar100/imagefolder/ade20k: root folder; yolo: data set YAML;
     #                          synthetic_det/synthetic_seg: where the generated set goes (default ./data_cache)
-    num_samples: int = 3000  # shapes, synthetic_det, synthetic_seg: training images generated
-    val_samples: int = 600  # shapes, synthetic_det, synthetic_seg: validation images generated
+    num_samples: int = 3000  # shapes, mixture, synthetic_det, synthetic_seg: training images generated
+    val_samples: int = 600  # shapes, mixture, synthetic_det, synthetic_seg: validation images generated
     image_size: int = 32  # segmentation: images are resized (shorter side) and centre-cropped to this
-    label_noise: float = 0.0  # fraction of training labels flipped (shapes, digits)
+    label_noise: float = 0.0  # fraction of training labels flipped (shapes, mixture, digits, cifar); is_noisy in the pool
     augment: bool = True  # detection: per-image horizontal flips (no mosaic: it mixes images)
     num_classes: int | None = None  # ade20k: classes after reduce_zero_label (None: ADE20K's 150)
     reduce_zero_label: bool = True  # segmentation: mask value 0 -> 255 (ignored), the others -1 (ADE20K)
@@ -53,6 +53,7 @@ class SelectionConfig:
     selector: str = "infobatch"
     ratio: float = 0.5  # kept fraction of the pool per epoch, in (0, 1]
     delta: float = 0.875  # selection runs for the first delta of epochs, then all data (annealing)
+    warmup_epochs: int = 1  # full-data epochs at the start for EVERY non-full selector (random too): equal cost
     sampling: str = "topk"  # topk | proportional (Gumbel top-k without replacement)
     loss_weighting: str = "auto"  # auto | none | inverse_ratio | infobatch
     max_staleness: int = 5  # topk: a sample unseen this many epochs is taken first, so none starves
@@ -146,7 +147,7 @@ class Config:
 MODELS = {"classification": ("small_cnn", "resnet18", "resnet34", "resnet50"),
           "detection": ("yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x"),
           "segmentation": ("upernet",)}
-DATASETS = {"classification": ("shapes", "digits", "cifar10", "cifar100", "imagefolder"),
+DATASETS = {"classification": ("shapes", "mixture", "digits", "cifar10", "cifar100", "imagefolder"),
             "detection": ("synthetic_det", "yolo"),
             "segmentation": ("synthetic_seg", "ade20k")}
 TASKS = tuple(MODELS)
@@ -209,6 +210,8 @@ def validate(cfg: Config) -> Config:
         section, name = key.split(".")
         if not getattr(getattr(cfg, section), name) > 0:
             raise ConfigError(f"{key} must be > 0")
+    if cfg.selection.warmup_epochs < 0:
+        raise ConfigError(f"selection.warmup_epochs={cfg.selection.warmup_epochs!r} must be >= 0")
     if cfg.selection.max_staleness < 1:
         raise ConfigError("selection.max_staleness must be at least 1")
     if cfg.task.name == "segmentation":

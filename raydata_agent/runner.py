@@ -126,7 +126,8 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None) -> Ru
 
         agent = start_agent(cfg, len(train_data))
     store = _store_on_this_node().remote(cfg.to_dict(), train_data.labels, train_data.sources, task.num_classes,
-                                         tracker, str(storage / tracker.run_id / "pool"), agent)
+                                         tracker, str(storage / tracker.run_id / "pool"), agent,
+                                         getattr(train_data, "truth", None))
     if cfg.train.resume_from:
         ray.get(store.load.remote(cfg.train.resume_from))
         tracker.set_tag("resumed_from", cfg.train.resume_from)

@@ -25,9 +25,9 @@ WEIGHT_BINS = 100
 
 class ScoreStore:
     def __init__(self, config: dict, labels: np.ndarray, sources, num_classes: int,
-                 tracker: Tracker | None, snapshot_dir: str, agent=None):
+                 tracker: Tracker | None, snapshot_dir: str, agent=None, truth: dict | None = None):
         self.cfg: Config = from_dict(config)
-        self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name)
+        self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
         self.num_classes = num_classes
         self.class_counts = self._per_class(self.pool.ids)
         extra = {"agent": agent, "agent_cfg": self.cfg.agent} if agent is not None else {}
@@ -131,6 +131,10 @@ class ScoreStore:
         selection_epochs = [h for h in self.history + [row] if not h["full_epoch"]]
         if selection_epochs:
             row["selection_cost_fraction"] = float(np.mean([h["selected_fraction"] for h in selection_epochs]))
+        for name, group in self.pool.truth.items():  # ground truth (benchmarks): share of each group trained on
+            row[f"trained_{name}"] = float(group[plan.ids].sum() / max(group.sum(), 1))
+            if selection_epochs:
+                row[f"selection_trained_{name}"] = float(np.mean([h[f"trained_{name}"] for h in selection_epochs]))
         hist, _ = np.histogram(np.clip(self.pool.weight, 0, 1), bins=WEIGHT_BINS, range=(0, 1))
         row["weight_hist"] = hist.tolist()
         row["class_selected_fraction"] = (selected_per_class / np.maximum(self.class_counts, 1)).tolist()

@@ -52,3 +52,36 @@ def test_image_folder_reads_on_demand_and_names_a_corrupt_file(tmp_path):
 def test_image_folder_layout_errors(tmp_path):
     with pytest.raises(DataError, match="needs"):
         load_dataset(DataConfig(name="imagefolder", path=str(tmp_path)))
+
+
+def test_mixture_records_duplicates_hard_and_flipped_samples_as_ground_truth():
+    cfg = DataConfig(name="mixture", num_samples=400, val_samples=100, label_noise=0.2, seed=1)
+    train, val, classes = load_dataset(cfg)
+    again, _, _ = load_dataset(cfg)
+    np.testing.assert_array_equal(train.images, again.images)  # seeded: every worker regenerates it
+    truth = train.truth
+    assert classes == 10 and set(truth) == {"is_duplicate", "is_hard", "is_noisy"}
+    assert truth["is_duplicate"].mean() == 0.5 and truth["is_hard"].mean() == 0.15
+    assert not (truth["is_duplicate"] & truth["is_hard"]).any()
+    assert 0.1 < truth["is_noisy"].mean() < 0.3
+    clean, _, _ = load_dataset(DataConfig(name="mixture", num_samples=400, val_samples=100, seed=1))
+    np.testing.assert_array_equal(clean.labels != train.labels, truth["is_noisy"])  # exactly the flipped ones
+    assert not clean.truth["is_noisy"].any()
+    # Near-duplicates are near: a duplicate's closest other duplicate is far closer than two ordinary images.
+    x = train.images.reshape(len(train), -1).astype(np.float64)
+    sq = (x**2).sum(1)
+    dist = sq[:, None] + sq[None] - 2 * x @ x.T
+    np.fill_diagonal(dist, np.inf)
+    nearest = dist.min(1)
+    ordinary = ~truth["is_duplicate"] & ~truth["is_hard"]
+    assert np.median(nearest[truth["is_duplicate"]]) * 3 < np.median(nearest[ordinary])
+    assert val.truth is None and len(val) == 100  # clean validation labels, no duplicates
+
+
+def test_label_noise_is_recorded_as_is_noisy_for_digits_and_shapes():
+    train, _, _ = load_dataset(DataConfig(name="digits", label_noise=0.3))
+    clean, _, _ = load_dataset(DataConfig(name="digits"))
+    np.testing.assert_array_equal(train.truth["is_noisy"], train.labels != clean.labels)
+    assert 0.2 < train.truth["is_noisy"].mean() < 0.4 and clean.truth is None
+    shapes, _, _ = load_dataset(DataConfig(name="shapes", num_samples=100, val_samples=10, label_noise=0.3))
+    assert shapes.truth["is_noisy"].any()

@@ -73,3 +73,27 @@ def test_store_keeps_idu_across_epochs_and_scores_the_idu_variant(tmp_path):
     np.testing.assert_allclose(store.pool.reward[:3], [0.0, 0.25, 1.0], atol=1e-6)  # min-max of the batch
     store.record(1, ids[:2], np.array([0.5, 1.0]), zeros[:2], zeros[:2], zeros[:2], None, 0.5)
     np.testing.assert_allclose(store.pool.idu[:3], [0.9 * 0.5 + 0.1 * 1.0, 0.9 * 1.0 + 0.1 * 1.5, 3.0], rtol=1e-6)
+
+
+def test_ground_truth_columns_go_to_snapshots_and_the_store_counts_what_was_trained(tmp_path):
+    from raydata_agent.config import Config
+    from raydata_agent.score_store import ScoreStore
+
+    noisy = np.arange(10) < 4
+    pool = SamplePool(np.zeros(10, np.int64), truth={"is_noisy": noisy})
+    back = SamplePool.from_parquet(pool.snapshot(tmp_path / "p.parquet"))
+    np.testing.assert_array_equal(back.truth["is_noisy"], noisy)
+    with pytest.raises(ValueError, match="is_"):
+        SamplePool(np.zeros(10, np.int64), truth={"noisy": noisy})
+
+    cfg = Config()
+    cfg.selection.selector, cfg.selection.ratio, cfg.train.epochs = "random_static", 0.5, 4
+    store = ScoreStore(cfg.to_dict(), np.zeros(10, np.int64), None, 1, None, str(tmp_path), truth={"is_noisy": noisy})
+    rows = []
+    for epoch in range(2):
+        plan = store.plan(epoch)
+        store.record(epoch, plan.ids, *[np.zeros(len(plan.ids))] * 5, 0.5)
+        rows.append(store.finish_epoch(epoch, {}))
+    assert rows[0]["trained_is_noisy"] == 1.0  # warm-up: everything
+    assert rows[1]["trained_is_noisy"] == noisy[store.plans[1].ids].sum() / 4
+    assert rows[1]["selection_trained_is_noisy"] == rows[1]["trained_is_noisy"]

@@ -33,21 +33,24 @@ def test_every_selector_honours_budget_and_annealing(name):
         assert len(s.loss_weights) == len(s.ids)
         if epoch >= 6 or name == "full":  # delta * epochs = 6: the rest anneal on all data
             assert s.full and len(s.ids) == N
-        elif epoch == 0 and sel.needs_signals:
-            assert s.full, "nothing has been scored before epoch 0"
-        elif name == "infobatch":
-            assert len(s.ids) < N  # prunes only below-mean samples; its kept share is its own
-        else:
+        elif epoch == 0:
+            assert s.full, "warm-up: every selector, random included, trains on all data in epoch 0"
+        else:  # infobatch too: it prunes exactly N - k samples (equal cost)
             assert not s.full and len(s.ids) == math.ceil(0.3 * N)
         pool.update(s.ids, epoch=epoch, loss=pool.loss[s.ids])
 
 
-def test_random_selectors_skip_warmup_and_differ_as_named():
+def test_warmup_is_the_same_for_every_selector_and_random_ones_differ_as_named():
     static, dynamic = make("random_static", ratio=0.5), make("random_dynamic", ratio=0.5)
     pool = scored_pool()
-    assert not static.select(pool, 0).full and not dynamic.select(pool, 0).full
+    assert static.select(pool, 0).full and dynamic.select(pool, 0).full  # equal cost: same warm-up as the rest
     assert np.array_equal(static.select(pool, 1).ids, static.select(pool, 2).ids)
     assert not np.array_equal(dynamic.select(pool, 1).ids, dynamic.select(pool, 2).ids)
+    # warmup_epochs=0: random selectors select from epoch 0; a signal selector still needs one scored epoch.
+    assert not make("random_dynamic", ratio=0.5, warmup_epochs=0).select(pool, 0).full
+    assert make("greedy", ratio=0.5, warmup_epochs=0).select(pool, 0).full
+    two = [make(name, ratio=0.5, warmup_epochs=2) for name in ("random_dynamic", "greedy")]
+    assert all(sel.select(pool, 1).full and not sel.select(pool, 2).full for sel in two)
 
 
 def test_ratio_one_is_full_data():
@@ -66,6 +69,21 @@ def test_infobatch_prunes_only_below_mean_and_rescales():
     assert 0 < r <= 0.7
     np.testing.assert_allclose(s.loss_weights[below_kept], 1 / (1 - r), rtol=1e-6)
     np.testing.assert_allclose(s.loss_weights[~below_kept], 1.0)
+    assert len(s.ids) == math.ceil(0.7 * N)  # the budget, exactly
+
+
+def test_infobatch_meets_a_tight_budget_by_widening_its_prune_set_at_the_cap():
+    sel = make("infobatch", ratio=0.4)  # below-mean share ~0.63 * cap 0.7 = 0.44 < 0.6 to prune
+    pool = scored_pool()
+    s = sel.select(pool, 1)
+    assert len(s.ids) == math.ceil(0.4 * N) and sel.last_prune_prob == pytest.approx(0.7, abs=0.01)
+    pruned = np.setdiff1d(pool.ids, s.ids)
+    assert pool.loss[pruned].max() <= np.quantile(pool.loss, 0.6 / 0.7 + 0.01)  # lowest-loss candidates only
+    assert pool.loss[pruned].max() > pool.loss.mean()  # ... beyond the mean: the set widened
+    np.testing.assert_allclose(s.loss_weights.max(), 1 / (1 - sel.last_prune_prob), rtol=1e-6)
+    # Below 1 - cap the budget is out of reach without a rescale past the cap: it keeps more, visibly.
+    s = make("infobatch", ratio=0.2).select(pool, 1)
+    assert len(s.ids) == N - math.floor(0.7 * N) > math.ceil(0.2 * N)
 
 
 def test_greedy_takes_top_reward_and_unseen_first():

@@ -25,6 +25,9 @@ class ImageData:
     files: list[str] | None = None  # image paths when read on demand (ImageFolder)
     image_size: int = 32
     channels: int = 3
+    # Ground truth known to benchmarks, never to selectors: bool [N] columns such as is_noisy (label
+    # flipped), is_duplicate, is_hard. The pool stores them next to the scores (and in snapshots).
+    truth: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,15 +58,17 @@ def _read_image(path: str, size: int) -> torch.Tensor:
     return torch.from_numpy(arr).float().div_(255.0)
 
 
-def _flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> np.ndarray:
-    """Replace a fraction of labels by a different random class (symmetric label noise)."""
+def _flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replace a fraction of labels by a different random class (symmetric label noise).
+
+    Returns (labels, flipped mask): the mask is the `is_noisy` ground truth."""
     if fraction <= 0:
-        return labels
+        return labels, np.zeros(len(labels), bool)
     rng = np.random.default_rng(seed + 1)
     labels = labels.copy()
     flip = rng.random(len(labels)) < fraction
     labels[flip] = (labels[flip] + rng.integers(1, num_classes, flip.sum())) % num_classes
-    return labels
+    return labels, flip
 
 
 def _shapes(cfg: DataConfig):
@@ -72,6 +77,15 @@ def _shapes(cfg: DataConfig):
     x_tr, y_tr = make_shapes(cfg.num_samples, cfg.image_size, seed=cfg.seed)
     x_va, y_va = make_shapes(cfg.val_samples, cfg.image_size, seed=cfg.seed + 10_000)
     return x_tr, y_tr, x_va, y_va, len(SHAPES)
+
+
+def _mixture(cfg: DataConfig):
+    from raydata_agent.data.mixture import HARD_SHARE_VAL, SHAPES, make_mixture
+
+    x_tr, y_tr, truth = make_mixture(cfg.num_samples, cfg.image_size, seed=cfg.seed)
+    x_va, y_va, _ = make_mixture(cfg.val_samples, cfg.image_size, seed=cfg.seed + 10_000, duplicate_share=0.0,
+                                 hard_share=HARD_SHARE_VAL)
+    return x_tr, y_tr, x_va, y_va, len(SHAPES), truth
 
 
 def _digits(cfg: DataConfig):
@@ -131,9 +145,12 @@ def load_dataset(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
     """(train, val, num_classes) for the configured data set."""
     if cfg.name == "imagefolder":
         return _image_folder(cfg)
-    reader = {"shapes": _shapes, "digits": _digits, "cifar10": _cifar, "cifar100": _cifar}[cfg.name]
-    x_tr, y_tr, x_va, y_va, num_classes = reader(cfg)
-    y_tr = _flip_labels(np.asarray(y_tr, np.int64), cfg.label_noise, num_classes, cfg.seed)
-    train = ImageData(y_tr, images=x_tr, image_size=x_tr.shape[-1], channels=x_tr.shape[1])
+    reader = {"shapes": _shapes, "mixture": _mixture, "digits": _digits, "cifar10": _cifar, "cifar100": _cifar}[cfg.name]
+    x_tr, y_tr, x_va, y_va, num_classes, *extra = reader(cfg)
+    truth = dict(extra[0]) if extra else {}
+    y_tr, flipped = _flip_labels(np.asarray(y_tr, np.int64), cfg.label_noise, num_classes, cfg.seed)
+    if cfg.label_noise > 0 or cfg.name == "mixture":
+        truth["is_noisy"] = flipped
+    train = ImageData(y_tr, images=x_tr, image_size=x_tr.shape[-1], channels=x_tr.shape[1], truth=truth or None)
     val = ImageData(np.asarray(y_va, np.int64), images=x_va, image_size=x_va.shape[-1], channels=x_va.shape[1])
     return train, val, num_classes

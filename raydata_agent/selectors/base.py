@@ -2,7 +2,9 @@
 
 A selector sees the pool's latest (possibly stale) scores and returns sample ids. Shared rules
 live here so every selector honours them the same way:
-- epoch 0 is full data for selectors that need signals (nothing has been scored yet);
+- the first `warmup_epochs` (default 1) are full data for every selector, random ones included, so
+  all of them spend the same budget; a selector that needs signals always trains on all data in
+  epoch 0 (nothing has been scored yet), even with warmup_epochs=0;
 - the last (1 - delta) of epochs are full data (annealing, as InfoBatch);
 - the kept budget is ceil(ratio * N).
 """
@@ -41,7 +43,7 @@ class Selector:
         return max(1, math.ceil(self.cfg.ratio * self.num_samples))
 
     def is_full_epoch(self, epoch: int) -> bool:
-        warmup = self.needs_signals and epoch == 0
+        warmup = epoch < max(self.cfg.warmup_epochs, 1 if self.needs_signals else 0)
         annealing = epoch >= self.cfg.delta * self.total_epochs
         return warmup or annealing or self.cfg.ratio >= 1.0
 

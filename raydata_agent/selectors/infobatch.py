@@ -1,13 +1,20 @@
 """InfoBatch (Qin et al., ICLR 2024): prune well-learned samples at random, rescale the rest.
 
-Samples whose last loss is below the pool mean are pruned with probability r; the kept ones get
-loss weight 1/(1-r) so the expected gradient is unchanged. Here r is derived from the kept
-fraction `selection.ratio`: r = (1 - ratio) / (share below the mean), so every selector is
-compared at the same budget, but r is capped at `selection.infobatch_max_prune` (default 0.7,
-the largest ratio in InfoBatch's ablation): past it the 1/(1-r) rescale blows up single samples'
-gradients (r = 0.99 means x100) and training diverges. When the cap binds, InfoBatch keeps more
-than the budget; the logged `selected_fraction` says so.
+Samples whose last loss is below the pool mean are pruned at random with probability r; the kept
+ones get loss weight 1/(1-r) so the expected gradient is unchanged. Here r is derived from the
+kept fraction `selection.ratio` so that InfoBatch spends the same budget as every other selector:
+exactly N - ceil(ratio * N) samples are pruned, drawn uniformly from the prune candidates.
+
+r is capped at `selection.infobatch_max_prune` (default 0.7, the largest ratio in InfoBatch's
+ablation): past it the 1/(1-r) rescale blows up single samples' gradients (r = 0.99 means x100)
+and training diverges. When the below-mean samples are too few to meet the budget at the cap,
+the candidate set widens from "below the mean" to the lowest-loss (N - k) / cap seen samples
+(a loss quantile instead of the mean), so the budget is still met with r = cap. Only when even
+every seen sample at r = cap is not enough (ratio < 1 - cap) does InfoBatch keep more than the
+budget; the logged `selected_fraction` says so.
 """
+import math
+
 import numpy as np
 
 from raydata_agent.selectors.base import Selection, Selector
@@ -17,16 +24,25 @@ class InfoBatchSelector(Selector):
     name = "infobatch"
 
     def choose(self, pool, epoch, k):
-        seen = pool.seen
-        mean = pool.loss[seen].mean() if seen.any() else 0.0
-        below = seen & (pool.loss < mean)  # unseen samples are never pruned
-        share_below = below.mean()
-        r = min(self.cfg.infobatch_max_prune, (1.0 - self.cfg.ratio) / share_below) if share_below > 0 else 0.0
-        pruned = below & (self.rng.random(len(pool)) < r)
+        n, cap = len(pool), self.cfg.infobatch_max_prune
+        seen = pool.seen  # unseen samples are never pruned
+        seen_ids = np.flatnonzero(seen)
+        target = n - k  # samples to prune to meet the budget
+        mean = pool.loss[seen].mean() if len(seen_ids) else 0.0
+        candidates = seen_ids[pool.loss[seen_ids] < mean]
+        if len(candidates) * cap < target:  # the mean threshold cannot meet the budget: widen it
+            m = min(len(seen_ids), math.ceil(target / cap)) if cap > 0 else 0
+            candidates = seen_ids[np.argsort(pool.loss[seen_ids], kind="stable")[:m]]
+        n_prune = min(target, math.floor(cap * len(candidates)))
+        r = n_prune / len(candidates) if len(candidates) else 0.0
+        pruned = np.zeros(n, bool)
+        pruned[self.rng.choice(candidates, n_prune, replace=False)] = True
         ids = np.flatnonzero(~pruned).astype(np.int64)
         weights = np.ones(len(ids), np.float32)
         if self.cfg.loss_weighting in ("auto", "infobatch"):
-            weights[below[ids]] = 1.0 / (1.0 - r)
+            is_candidate = np.zeros(n, bool)
+            is_candidate[candidates] = True
+            weights[is_candidate[ids]] = 1.0 / (1.0 - r)
         self.last_prune_prob = r
         return Selection(ids, weights, full=False)
 
