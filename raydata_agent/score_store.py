@@ -67,6 +67,19 @@ class ScoreStore:
             self.plans = {epoch: selection}  # older plans are never asked for again
         return self.plans[epoch]
 
+    def num_samples(self) -> int:
+        return len(self.pool)
+
+    def planned_epoch(self) -> int | None:
+        """The latest planned epoch: Ray Data's selection filter polls it (cheap) per block."""
+        return next(iter(self.plans), None)
+
+    def planned_selection(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """The latest plan's (epoch, ids sorted, their loss weights), fetched once per epoch per reader."""
+        epoch, selection = next(iter(self.plans.items()))
+        order = np.argsort(selection.ids, kind="stable")
+        return epoch, selection.ids[order], selection.loss_weights[order]
+
     def record(self, epoch: int, ids: np.ndarray, loss: np.ndarray, entropy: np.ndarray,
                uncertainty: np.ndarray, difficulty: np.ndarray, score: np.ndarray | None, adaptive_w: float,
                features: np.ndarray | None = None, predicted_change: np.ndarray | None = None) -> None:

@@ -1,0 +1,477 @@
+"""The selection session: the one object a training loop talks to (DESIGN.md §9).
+
+A loop asks it for each epoch's subset (`plan_epoch`, or the `sampler()` that wraps it), hands it
+every batch's per-sample losses (`record`, which also returns the loss to back-propagate, weighted),
+and closes each epoch (`end_epoch`). Behind it sit the score store (pool + selector + MLflow
+logging) and, for the Data Agent, the agent actor.
+
+The store is either a `ScoreStore` object in this process (a single-process loop needs no Ray) or
+the store's Ray actor (Ray Train workers, several processes). The session hides the difference:
+our own recipe (train.py), a user's plain PyTorch loop, a user's Ray Train loop and the
+ultralytics / mmengine integrations all run through the same calls.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raydata_agent.config import Config, _task_defaults, from_dict, resolve_paths, validate
+from raydata_agent.selectors import SELECTORS
+from raydata_agent.signals import batch_signals, predicted_loss_change
+
+MAX_PENDING_RECORDS = 32  # back-pressure: at most this many signal batches in flight to a store actor
+
+
+class NonFiniteLossError(RuntimeError):
+    """A sample's loss was NaN or inf; the message names the samples, epoch and step."""
+
+
+def shard(ids: np.ndarray, weights: np.ndarray, rank: int, world: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the epoch's subset the same way on every worker and give each an equal share.
+
+    Shares are padded to equal length (as DistributedSampler does) so DDP workers take the same
+    number of steps and never wait on each other's all-reduce.
+    """
+    order = np.random.default_rng(seed).permutation(len(ids))
+    pad = (-len(order)) % world
+    order = np.concatenate([order, order[:pad]])[rank::world]
+    return ids[order], weights[order]
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's place in torch.distributed (set up by Ray Train, torchrun or mmengine), else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _as_numpy_ids(ids) -> np.ndarray:
+    if isinstance(ids, torch.Tensor):
+        ids = ids.detach().cpu().numpy()
+    return np.asarray(ids, dtype=np.int64).reshape(-1)
+
+
+def _numpy(x: torch.Tensor | None) -> np.ndarray | None:
+    return None if x is None else x.detach().float().cpu().numpy()
+
+
+class SelectionSession:
+    """Plan the epoch, record each batch's signals, read the loss weights.
+
+    Build one with `start_session(...)` (public); `SelectionSession(store, cfg)` wraps a store that
+    already exists (our runner's actor). A session backed by a store actor is picklable: Ray Train
+    workers each get a copy, the driver's copy owns the MLflow run and the actors.
+    """
+
+    def __init__(self, store, cfg: Config, *, tracker=None, agent=None, owner: bool = False,
+                 progress: bool = False):
+        self.store = store
+        self.cfg = cfg
+        self.tracker = tracker
+        self.agent = agent
+        self.owner = owner  # the creating process ends the MLflow run and the actors in close()
+        self.progress = progress  # print one line per epoch (rank 0)
+        self.remote = hasattr(store.plan, "remote")  # a Ray actor handle, not an in-process ScoreStore
+        self._reset()
+
+    def _reset(self) -> None:
+        self.epoch: int | None = None  # the open epoch
+        self.ids = np.zeros(0, np.int64)  # this rank's share of the open epoch, in training order
+        self.weights = np.zeros(0, np.float32)
+        self._sorted_ids = self._sorted_weights = None
+        self._pending: list = []
+        self._last_epoch = -1
+        self._epoch_start = 0.0
+        self._loss_sum, self._steps, self._passes = 0.0, 0, 0
+        self._planned_total = 0
+
+    # --- pickling: a copy travels to each Ray Train worker ------------------------------------
+    def __getstate__(self):
+        if not self.remote:
+            raise TypeError("an in-process selection session cannot be sent to other processes; "
+                            "start it with start_session(..., use_ray=True) for Ray Train workers")
+        return {"store": self.store, "cfg": self.cfg.to_dict(), "tracker": self.tracker, "progress": self.progress}
+
+    def __setstate__(self, state):
+        self.__init__(state["store"], from_dict(state["cfg"]), tracker=state["tracker"], progress=state["progress"])
+
+    # --- store calls: in process, or on the actor ---------------------------------------------
+    def _call(self, method: str, *args):
+        if self.remote:
+            import ray
+
+            return ray.get(getattr(self.store, method).remote(*args))
+        return getattr(self.store, method)(*args)
+
+    @property
+    def needs_features(self) -> bool:
+        """Whether the selector uses each sample's pooled features (the agent's state): only then
+        does `record` ship them."""
+        return SELECTORS[self.cfg.selection.selector].needs_features
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg.train.epochs
+
+    # --- 1. plan ------------------------------------------------------------------------------
+    def plan_epoch(self, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """This process's share of the epoch's subset: (ids in training order, loss weights).
+
+        Every rank gets an equal, disjoint share (padded) of the same selection, shuffled by the
+        seed and epoch. `epoch=None`: the open epoch while nothing is recorded in it yet, else the
+        next one. An epoch still open is closed first, so a loop that never calls `end_epoch` still
+        feeds the selector.
+        """
+        if epoch is None:
+            epoch = self.epoch if self.epoch is not None and self._steps == 0 else self._last_epoch + 1
+        epoch = int(epoch)
+        if self.epoch == epoch:
+            return self.ids, self.weights
+        if self.epoch is not None:
+            self.end_epoch()
+        selection = self._call("plan", epoch)
+        rank, world = rank_and_world()
+        self.ids, self.weights = shard(selection.ids, selection.loss_weights, rank, world,
+                                       seed=self.cfg.train.seed * 1000 + epoch)
+        order = np.argsort(selection.ids, kind="stable")
+        self._sorted_ids, self._sorted_weights = selection.ids[order], selection.loss_weights[order]
+        self.epoch, self._last_epoch = epoch, epoch
+        self._planned_total = len(selection.ids)
+        self._epoch_start = time.perf_counter()
+        self._loss_sum, self._steps, self._passes = 0.0, 0, 0
+        return self.ids, self.weights
+
+    def selected_ids_dataset(self, override_num_blocks: int | None = None):
+        """A Ray Data dataset of the pool's ids ("id"), filtered at read time to the epoch each
+        worker planned, with each row's "loss_weight". Map your decoding over it, pass it to
+        TorchTrainer(datasets=...), and every worker's `get_dataset_shard` carries its share of
+        each epoch's selection; `record(batch["id"], ...)` sends the signals back.
+        Every worker calls `plan_epoch(epoch)` before iterating its shard.
+        """
+        import ray.data
+
+        if not self.remote:
+            raise TypeError("selected_ids_dataset needs the store as a Ray actor: start_session(..., use_ray=True)")
+        num_samples = self._call("num_samples")
+        return ray.data.range(num_samples, override_num_blocks=override_num_blocks).map_batches(
+            keep_selected, fn_kwargs={"store": self.store}, batch_format="numpy")
+
+    def sampler(self, shuffle: bool = True) -> "SelectedSampler":
+        """A torch Sampler over this epoch's selected ids (this rank's share under DDP)."""
+        return SelectedSampler(self, shuffle=shuffle)
+
+    # --- 2. loss weights ----------------------------------------------------------------------
+    def loss_weights(self, ids) -> torch.Tensor:
+        """Each sample's multiplier in the loss this epoch (1/rho, InfoBatch's 1/(1-r), or 1)."""
+        if self.epoch is None:
+            raise RuntimeError("no epoch is planned: iterate the session's sampler or call plan_epoch() first")
+        keys = _as_numpy_ids(ids)
+        pos = np.clip(np.searchsorted(self._sorted_ids, keys), 0, max(len(self._sorted_ids) - 1, 0))
+        found = len(self._sorted_ids) > 0 and bool(np.all(self._sorted_ids[pos] == keys))
+        if not found:
+            missing = keys[self._sorted_ids[pos] != keys][:5] if len(self._sorted_ids) else keys[:5]
+            raise KeyError(f"sample ids {missing.tolist()} are not in epoch {self.epoch}'s selection; "
+                           f"feed the loop from session.sampler() (or plan_epoch())")
+        weights = torch.from_numpy(self._sorted_weights[pos])
+        return weights.to(ids.device) if isinstance(ids, torch.Tensor) else weights
+
+    # --- 3. record ----------------------------------------------------------------------------
+    def record(self, ids, loss: torch.Tensor, *, probs: torch.Tensor | None = None,
+               logits: torch.Tensor | None = None, features: torch.Tensor | None = None,
+               uncertainty: torch.Tensor | None = None, grad_norm: torch.Tensor | None = None,
+               lr: float | None = None) -> torch.Tensor:
+        """Record one training batch's per-sample signals; returns the weighted mean loss to back-propagate.
+
+        `loss` is [B] (reduction="none"), with its graph. Optional: `probs` [B, C] or `logits`
+        [B, C] (uncertainty = normalised entropy), or a task's own `uncertainty` [B] in [0, 1];
+        `features` [B, d] (the agent's state); `grad_norm` [B] and `lr` (LEAD's predicted loss change).
+        Signals are computed here (signals.py) and sent to the store; the store never sees tensors.
+        """
+        if self.epoch is None:
+            raise RuntimeError("no epoch is planned: iterate the session's sampler or call plan_epoch() first")
+        np_ids = _as_numpy_ids(ids)
+        loss = loss.reshape(-1)
+        if loss.shape[0] != len(np_ids):
+            raise ValueError(f"record got {len(np_ids)} ids but {loss.shape[0]} losses; pass the "
+                             f"per-sample loss (reduction='none')")
+        finite = torch.isfinite(loss.detach())
+        if not finite.all():
+            bad = np_ids[~finite.cpu().numpy()]
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.epoch}, step {self._steps} for sample ids {bad[:10].tolist()}; "
+                f"checkpoints and pool snapshots of earlier epochs are kept")
+        weights = self.loss_weights(np_ids).to(loss.device)
+        weighted = (loss * weights).mean()
+        if logits is not None and probs is None:
+            probs = logits.detach().float().softmax(-1)
+        _, world = rank_and_world()
+        sig = batch_signals(loss, probs, self.cfg.reward.variant, self.cfg.reward.clip_quantile,
+                            uncertainty=uncertainty)
+        change = None
+        if grad_norm is not None:
+            if lr is None:
+                raise ValueError("record(grad_norm=...) needs lr= (LEAD's predicted loss change uses the step size)")
+            change = _numpy(predicted_loss_change(grad_norm, loss, weights, lr, world))
+        self._send(np_ids, sig, features if self.needs_features else None, change)
+        self._loss_sum += float(weighted.detach())
+        self._steps += 1
+        self._passes += len(np_ids)
+        return weighted
+
+    def _send(self, ids: np.ndarray, sig, features: torch.Tensor | None, change: np.ndarray | None) -> None:
+        """The single place where a batch's signals leave the training process."""
+        args = (self.epoch, ids, _numpy(sig.loss), _numpy(sig.entropy), _numpy(sig.uncertainty),
+                _numpy(sig.difficulty), _numpy(sig.score), sig.weight, _numpy(features), change)
+        if not self.remote:
+            self.store.record(*args)
+            return
+        self._pending.append(self.store.record.remote(*args))  # fire and forget, bounded
+        if len(self._pending) >= MAX_PENDING_RECORDS:
+            import ray
+
+            half = len(self._pending) // 2
+            ray.get(self._pending[:half])
+            self._pending = self._pending[half:]
+
+    def flush(self) -> None:
+        """Wait until every signal this process sent is in the pool."""
+        if self._pending:
+            import ray
+
+            ray.get(self._pending)
+            self._pending = []
+
+    @property
+    def train_loss(self) -> float:
+        """Mean weighted training loss of the open epoch's batches so far (this process)."""
+        return self._loss_sum / max(self._steps, 1)
+
+    # --- 4. close the epoch -------------------------------------------------------------------
+    def end_epoch(self, metrics: dict | None = None) -> dict:
+        """Close the open epoch: the selector updates from every worker's signals, the epoch's row
+        goes to MLflow. Under DDP every rank calls it; rank 0's `metrics` (e.g. validation) are logged.
+
+        Returns the logged row on rank 0, this process's metrics elsewhere.
+        """
+        if self.epoch is None:
+            return dict(metrics or {})
+        epoch = self.epoch
+        metrics = {"train_loss": self.train_loss, "train_time_s": time.perf_counter() - self._epoch_start,
+                   **(metrics or {})}
+        self.flush()
+        rank, world = rank_and_world()
+        distributed = world > 1
+        if distributed:
+            torch.distributed.barrier()  # every worker's signals are in the pool
+        if rank == 0:
+            metrics.setdefault("epoch_time_s", time.perf_counter() - self._epoch_start)
+            metrics = self._call("finish_epoch", epoch, metrics)
+            if self.progress:
+                print(f"[raydata-agent] epoch {epoch + 1}/{self.epochs}  kept {metrics['selected']}/"
+                      f"{int(round(metrics['selected'] / max(metrics['selected_fraction'], 1e-12)))} "
+                      f"({metrics['selected_fraction']:.0%})  train_loss {metrics['train_loss']:.4f}"
+                      f"  cost {metrics['cost_fraction']:.2f}", flush=True)
+        if distributed:
+            torch.distributed.barrier()  # no rank plans the next epoch before the selector updated
+        self.epoch = None
+        return metrics
+
+    # --- checkpoints and results --------------------------------------------------------------
+    def checkpoint_state(self):
+        """(pool table, selector state) to write next to a model checkpoint."""
+        return self._call("checkpoint_state")
+
+    @property
+    def history(self) -> list[dict]:
+        """One row per finished epoch: selected, selected_fraction, train_loss, cost_fraction, ..."""
+        return self._call("get_history")
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.tracker is None else self.tracker.run_id
+
+    @property
+    def tracking_uri(self) -> str | None:
+        return None if self.tracker is None else self.tracker.uri
+
+    def close(self, status: str = "FINISHED") -> None:
+        """Close the open epoch; the creating process also logs the plots and ends the MLflow run."""
+        if self.epoch is not None and status == "FINISHED":
+            self.end_epoch()
+        if not self.owner:
+            return
+        from raydata_agent.runner import log_plots
+
+        history = self.history
+        if self.tracker is not None:
+            log_plots(self.tracker, history)
+            self.tracker.end(status)
+            if self.progress:
+                kept = ", ".join(f"{h['selected']} ({h['selected_fraction']:.0%})" for h in history)
+                print(f"[raydata-agent] kept per epoch: {kept}", flush=True)
+                print(f"[raydata-agent] MLflow run {self.tracker.run_id} in {self.tracker.uri} "
+                      f"(mlflow ui --backend-store-uri {self.tracker.uri})", flush=True)
+        if self.remote:
+            import ray
+
+            ray.kill(self.store)
+        if self.agent is not None:
+            import ray
+
+            ray.kill(self.agent)
+        self.owner = False
+
+    def __enter__(self) -> "SelectionSession":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close("FINISHED" if exc_type is None else "FAILED")
+
+
+class SelectedSampler(torch.utils.data.Sampler):
+    """Yields the session's selected ids for each epoch: this rank's share under DDP.
+
+    Each `iter()` (a DataLoader does one per epoch) plans the next epoch, or the one named by
+    `set_epoch` (DistributedSampler's protocol, which mmengine and Ray Train loops already call).
+    """
+
+    def __init__(self, session: SelectionSession, shuffle: bool = True):
+        self.session = session
+        self.shuffle = shuffle
+        self._epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    def __iter__(self):
+        ids, _ = self.session.plan_epoch(self._epoch)
+        self._epoch = None
+        return iter((ids if self.shuffle else np.sort(ids)).tolist())
+
+    def __len__(self) -> int:
+        if self.session.epoch is None:  # asked before the epoch is planned (a progress bar): plan it now
+            self.session.plan_epoch(self._epoch)
+        return len(self.session.ids)
+
+
+class WithIds(torch.utils.data.Dataset):
+    """Wraps a map-style dataset so each item comes with its index: `(id, item)`.
+
+    The id is the pool row: it is what `record` needs to attribute a loss to its sample.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return index, self.dataset[index]
+
+
+def build_config(epochs: int, selector: str, ratio: float, seed: int, tracking_uri: str | None,
+                 experiment: str, run_name: str | None, storage_path: str, config: dict | None) -> Config:
+    """A validated Config from keyword arguments plus dotted `config` keys (e.g. {"selection.delta": 0.75})."""
+    raw: dict = {"selection": {"selector": selector, "ratio": ratio},
+                 "train": {"epochs": epochs, "seed": seed},
+                 "tracking": {"uri": tracking_uri, "experiment": experiment, "run_name": run_name},
+                 "ray": {"storage_path": storage_path}}
+    for key, value in (config or {}).items():
+        parts = key.split(".")
+        if len(parts) != 2:
+            from raydata_agent.config import ConfigError
+
+            raise ConfigError(f"config key {key!r} must be section.key, e.g. selection.delta")
+        raw.setdefault(parts[0], {})[parts[1]] = value
+    return resolve_paths(validate(from_dict(_task_defaults(raw))))
+
+
+def start_session(num_samples: int | None = None, *, epochs: int, labels=None, sources=None,
+                  selector: str = "infobatch", ratio: float = 0.5, seed: int = 0,
+                  tracking_uri: str | None = None, experiment: str = "raydata_agent",
+                  run_name: str | None = None, storage_path: str = "runs", config: dict | None = None,
+                  use_ray: bool = False, integration: str = "own_loop", progress: bool = True) -> SelectionSession:
+    """Start selection for a training loop you own: a pool of `num_samples` rows, one MLflow run.
+
+    use_ray=False (default): the score store lives in this process; no Ray is started (the
+    data_agent selector still needs its learner actor, so it starts a local Ray quietly).
+    use_ray=True: the store is a Ray actor (a local Ray starts if none is running), so the
+    session can be passed to Ray Train workers and each gets its shard of every epoch's subset.
+    `labels` (int class per sample, optional) give per-class selection plots; `sources` name rows.
+    """
+    from raydata_agent.score_store import ScoreStore
+    from raydata_agent.tracking import Tracker
+
+    if labels is None:
+        if num_samples is None:
+            raise ValueError("start_session needs num_samples or labels")
+        labels = np.full(int(num_samples), -1, np.int64)
+    labels = np.asarray(labels, np.int64)
+    if num_samples is not None and len(labels) != num_samples:
+        raise ValueError(f"start_session got num_samples={num_samples} but {len(labels)} labels")
+    if len(labels) == 0:
+        raise ValueError("start_session needs at least one sample")
+    cfg = build_config(epochs, selector, ratio, seed, tracking_uri, experiment, run_name, storage_path, config)
+    num_classes = max(int(labels.max()) + 1, 1)
+    params = {k: v for k, v in cfg.flat().items() if k.split(".")[0] in ("selection", "reward", "agent")
+              or k in ("train.epochs", "train.seed")}
+    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name, params,
+                            tags={"selector": cfg.selection.selector, "integration": integration})
+    snapshot_dir = str(Path(cfg.ray.storage_path) / tracker.run_id / "pool")
+    agent = None
+    if use_ray or cfg.selection.selector == "data_agent":
+        import ray
+
+        if not ray.is_initialized():
+            if use_ray:
+                from raydata_agent.runner import init_ray
+
+                init_ray(cfg)
+            else:  # only the agent's learner needs it: a quiet local Ray
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if cfg.selection.selector == "data_agent":
+        from raydata_agent.agent import start_agent
+
+        agent = start_agent(cfg, len(labels))
+    args = (cfg.to_dict(), labels, sources, num_classes, tracker, snapshot_dir, agent)
+    if use_ray:
+        from raydata_agent.runner import _store_on_this_node
+
+        store = _store_on_this_node().remote(*args)
+    else:
+        store = ScoreStore(*args)
+    if progress:
+        print(f"[raydata-agent] selection: {cfg.selection.selector} keeps {cfg.selection.ratio:.0%} of "
+              f"{len(labels)} samples per epoch; MLflow run {tracker.run_id} in {tracker.uri}", flush=True)
+    return SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True, progress=progress)
+
+
+_PLAN_CACHE: dict = {}  # per Ray Data worker process: (store, epoch) -> (sorted ids, loss weights)
+
+
+def keep_selected(batch: dict, store) -> dict:
+    """Ray Data `map_batches` UDF: keep the rows of the store's latest plan, add their loss weight.
+
+    It asks the store for the planned epoch per block (a small call) and for the ids once per epoch.
+    """
+    import ray
+
+    epoch = ray.get(store.planned_epoch.remote())
+    if epoch is None:
+        raise RuntimeError("the selected-ids dataset was read before any epoch was planned: call "
+                           "session.plan_epoch(epoch) on every worker before iterating its shard")
+    key = (store._actor_id.hex(), epoch)
+    if key not in _PLAN_CACHE:
+        _PLAN_CACHE.clear()
+        _PLAN_CACHE[key] = ray.get(store.planned_selection.remote())[1:]
+    ids, weights = _PLAN_CACHE[key]
+    rows = np.asarray(batch["id"], np.int64)
+    pos = np.clip(np.searchsorted(ids, rows), 0, max(len(ids) - 1, 0))
+    keep = ids[pos] == rows if len(ids) else np.zeros(len(rows), bool)
+    out = {name: np.asarray(values)[keep] for name, values in batch.items()}
+    out["loss_weight"] = weights[pos[keep]]
+    return out

@@ -1,0 +1,85 @@
+"""The selection session in process (no Ray): what any training loop talks to."""
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+import raydata_agent
+from raydata_agent.session import NonFiniteLossError, SelectedSampler, shard
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def start(tmp_path, n=100, **kw):
+    kw = {"epochs": 3, "selector": "random_dynamic", "ratio": 0.3, **kw}
+    return raydata_agent.start_session(n, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                       storage_path=str(tmp_path / "runs"), progress=False, **kw)
+
+
+def test_shard_gives_ranks_equal_disjoint_shares():
+    ids, w = np.arange(10), np.ones(10, np.float32)
+    parts = [shard(ids, w, r, 3, seed=1)[0] for r in range(3)]
+    assert [len(p) for p in parts] == [4, 4, 4]  # padded to equal length
+    assert set(np.concatenate(parts)) == set(range(10))
+
+
+def test_sampler_record_and_weights_drive_the_selector(tmp_path):
+    session = start(tmp_path, config={"selection.loss_weighting": "inverse_ratio"})
+    sampler = session.sampler()
+    assert isinstance(sampler, SelectedSampler) and isinstance(sampler, torch.utils.data.Sampler)
+    seen = []
+    for epoch in range(3):
+        ids = list(sampler)
+        assert len(ids) == len(sampler) == 30 and len(set(ids)) == 30
+        seen.append(set(ids))
+        batch = torch.tensor(ids[:10])
+        assert torch.allclose(session.loss_weights(batch), torch.full((10,), 1 / 0.3))
+        loss = torch.rand(10, requires_grad=True)
+        out = session.record(batch, loss, logits=torch.randn(10, 4))
+        assert out.item() == pytest.approx((loss * (1 / 0.3)).mean().item())
+        out.backward()
+        with pytest.raises(KeyError, match="not in epoch"):
+            session.loss_weights([i for i in range(100) if i not in ids][:2])
+    session.close()
+    history = session.history
+    assert [h["selected"] for h in history] == [30, 30, 30]
+    assert [h["passes"] for h in history] == [10, 10, 10]  # what record() got reached the pool
+    assert seen[0] != seen[1]  # random_dynamic draws a fresh subset each epoch
+    run = MlflowClient(session.tracking_uri).get_run(session.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["selection.selector"] == "random_dynamic"
+    assert run.data.metrics["selected_fraction"] == pytest.approx(0.3)
+
+
+def test_record_rejects_bad_input(tmp_path):
+    session = start(tmp_path)
+    with pytest.raises(RuntimeError, match="no epoch is planned"):
+        session.record([0], torch.ones(1))
+    session.plan_epoch(0)
+    ids = session.ids[:2]
+    with pytest.raises(ValueError, match="reduction='none'"):
+        session.record(ids, torch.ones(3))
+    with pytest.raises(NonFiniteLossError, match=f"sample ids \\[{ids[1]}\\]"):
+        session.record(ids, torch.tensor([1.0, float("nan")]))
+    with pytest.raises(TypeError, match="use_ray=True"):
+        import pickle
+
+        pickle.dumps(session)
+    session.close()
+
+
+def test_plain_pytorch_example_trains_on_the_selected_share(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["plain_pytorch.py", "--epochs", "4", "--samples", "400",
+                                      "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                      "--storage-path", str(tmp_path / "runs")])
+    session = runpy.run_path(str(EXAMPLES / "plain_pytorch.py"), run_name="not_main")["main"]()
+    kept = [h["selected"] for h in session.history]
+    print("plain_pytorch kept per epoch:", kept)
+    assert kept[0] == 400 and kept[3] == 400  # warm-up and annealing (delta 0.75) are full
+    assert all(150 <= k < 400 for k in kept[1:3])  # infobatch prunes about half of the below-mean losses
+    assert all(h["passes"] == h["selected"] for h in session.history)  # trained on exactly the selected
+    out = capsys.readouterr().out
+    assert "epoch 2/4  kept" in out and f"MLflow run {session.run_id}" in out
