@@ -28,7 +28,7 @@ def test_shard_gives_ranks_equal_disjoint_shares():
 
 
 def test_sampler_record_and_weights_drive_the_selector(tmp_path):
-    session = start(tmp_path, config={"selection.loss_weighting": "inverse_ratio"})
+    session = start(tmp_path, config={"selection.loss_weighting": "inverse_ratio", "selection.warmup_epochs": 0})
     sampler = session.sampler()
     assert isinstance(sampler, SelectedSampler) and isinstance(sampler, torch.utils.data.Sampler)
     seen = []
