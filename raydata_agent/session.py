@@ -74,6 +74,7 @@ class SelectionSession:
         self.agent = agent
         self.owner = owner  # the creating process ends the MLflow run and the actors in close()
         self.progress = progress  # print one line per epoch (rank 0)
+        self._closed_history: list[dict] | None = None
         self.remote = hasattr(store.plan, "remote")  # a Ray actor handle, not an in-process ScoreStore
         self._reset()
 
@@ -287,6 +288,8 @@ class SelectionSession:
     @property
     def history(self) -> list[dict]:
         """One row per finished epoch: selected, selected_fraction, train_loss, cost_fraction, ..."""
+        if self._closed_history is not None:  # the store is gone after close(); its history is kept
+            return self._closed_history
         return self._call("get_history")
 
     @property
@@ -305,7 +308,7 @@ class SelectionSession:
             return
         from raydata_agent.runner import log_plots
 
-        history = self.history
+        history = self._closed_history = self.history
         if self.tracker is not None:
             log_plots(self.tracker, history)
             self.tracker.end(status)
