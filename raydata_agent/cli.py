@@ -26,8 +26,17 @@ def _run(args) -> int:
           + (f" (selection epochs: {final['selection_cost_fraction']:.3f})" if "selection_cost_fraction" in final else ""))
     print(f"  checkpoint      {result.checkpoint_path}")
     print(f"  MLflow          {result.tracking_uri}  experiment {result.experiment_id}, run {result.run_id}")
-    print(f"                  open it with: mlflow ui --backend-store-uri {result.tracking_uri}")
+    print(f"  open            {open_hint(result.tracking_uri, result.experiment_id, result.run_id)}")
     return 0
+
+
+def open_hint(uri: str, experiment_id: str, run_id: str) -> str:
+    """Where to look at a run: a tracking server's own page, or the command that serves a local store."""
+    from raydata_agent.tracking import ui_url
+
+    return ui_url(uri, experiment_id, run_id) or (
+        f"mlflow ui --backend-store-uri {uri}   then "
+        f"{ui_url('http://127.0.0.1:5000', experiment_id, run_id)}")
 
 
 def _tune(args) -> int:
@@ -36,7 +45,7 @@ def _tune(args) -> int:
     parent, summary = run_sweep(args.config, args.overrides)
     print("\n[raydata-agent] sweep summary (best first; * = Pareto front of metric vs cost)")
     print(summary)
-    print(f"  MLflow parent run {parent}: summary/trials.csv, summary/metric_vs_cost.png")
+    print(f"  MLflow parent run {parent}: summary/trials.csv, summary/trials.txt, summary/metric_vs_cost.png")
     return 0
 
 

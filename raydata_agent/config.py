@@ -116,7 +116,10 @@ class TrackingConfig:
 class RayConfig:
     address: str | None = None  # None: RAY_ADDRESS if set, else a local cluster
     num_cpus: int | None = None  # for a local cluster
-    storage_path: str = "runs"  # Ray Train checkpoints and pool snapshots
+    # Ray Train checkpoints, pool snapshots, Tune's sweep state. Absolute by default: a job runs in a
+    # temporary copy of its working_dir, where a relative path would be wiped with the session. On a
+    # cluster of several nodes: a path every node mounts (NFS, EFS) or a pyarrow.fs URI (s3://, gs://).
+    storage_path: str = "~/ray_results/raydata_agent"
 
 
 @dataclass
@@ -136,6 +139,19 @@ class Config:
     def flat(self) -> dict[str, Any]:
         """`section.key -> value`, the form MLflow params and overrides use."""
         return {f"{s}.{k}": v for s, sec in self.to_dict().items() for k, v in sec.items()}
+
+    def run_params(self) -> dict[str, Any]:
+        """The flat keys this run's task, data set and selector read, and any key set away from its
+        default: MLflow's params for the run, so a greedy classification run does not list UperNet's
+        depth or LEAD's bandit settings."""
+        defaults = Config().flat()
+        return {k: v for k, v in self.flat().items()
+                if _PARAM_APPLIES.get(k, lambda c: True)(self) or v != defaults.get(k)}
+
+    def run_name(self) -> str:
+        """`data_agent r0.5 s0`: what tells runs apart in MLflow's table (the default when
+        tracking.run_name is unset)."""
+        return f"{self.selection.selector} r{self.selection.ratio:g} s{self.train.seed}"
 
     @property
     def tracking_uri(self) -> str:
@@ -158,6 +174,38 @@ LOSS_WEIGHTINGS = ("auto", "none", "inverse_ratio", "infobatch")
 OPTIMIZERS = ("sgd", "adamw")
 REWARD_SCALES = ("per_sample", "none")
 REWARD_BASELINES = ("budget", "none")
+
+
+_SEGMENTATION = lambda c: c.task.name == "segmentation"  # noqa: E731
+_GENERATED = ("shapes", "synthetic_det", "synthetic_seg")
+_WEIGHT_TAKERS = ("data_agent", "greedy", "ucb")  # selectors that keep samples by weight (take_by_weight)
+# key -> when it applies; keys not listed always apply. Checked by tests/test_tracking_params.py.
+_PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
+    "task.cifar_stem": lambda c: c.task.model.startswith("resnet"),
+    **{f"task.{k}": _SEGMENTATION for k in ("depth", "head_channels", "aux_head", "aux_weight")},
+    "data.path": lambda c: c.data.path is not None,
+    "data.num_samples": lambda c: c.data.name in _GENERATED,
+    "data.val_samples": lambda c: c.data.name in _GENERATED,
+    "data.image_size": lambda c: c.task.name != "classification" or c.data.name == "imagefolder",
+    "data.label_noise": lambda c: c.data.name in ("shapes", "digits"),
+    "data.augment": lambda c: c.task.name == "detection",
+    "data.num_classes": lambda c: c.data.name == "ade20k",
+    "data.reduce_zero_label": _SEGMENTATION,
+    "selection.sampling": lambda c: c.selection.selector in _WEIGHT_TAKERS,
+    "selection.max_staleness": lambda c: c.selection.selector in _WEIGHT_TAKERS and c.selection.sampling == "topk",
+    "selection.ucb_c": lambda c: c.selection.selector == "ucb",
+    "selection.epsilon": lambda c: c.selection.selector == "eps_greedy",
+    "selection.infobatch_max_prune": lambda c: c.selection.selector == "infobatch",
+    "selection.lead_clusters": lambda c: c.selection.selector == "lead",
+    "selection.lead_gamma": lambda c: c.selection.selector == "lead",
+    "reward.variant": lambda c: c.selection.selector in ("data_agent", "greedy"),
+    "reward.clip_quantile": lambda c: c.selection.selector in ("data_agent", "greedy"),
+    **{f"agent.{f.name}": (lambda c: c.selection.selector == "data_agent") for f in dataclasses.fields(AgentConfig)},
+    "train.momentum": lambda c: c.train.optimizer == "sgd",
+    "train.resume_from": lambda c: c.train.resume_from is not None,
+    "ray.address": lambda c: c.ray.address is not None,
+    "ray.num_cpus": lambda c: c.ray.num_cpus is not None,
+}
 
 
 def _check_choice(key: str, value: Any, allowed: typing.Iterable[str]) -> None:
@@ -282,10 +330,16 @@ def resolve_paths(cfg: Config) -> Config:
         cfg.data.path = "data_cache"  # the generator names its own sub-folder after the settings
     if cfg.data.path is not None:
         cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
-    cfg.ray.storage_path = str(Path(cfg.ray.storage_path).expanduser().resolve())
+    if not is_uri(cfg.ray.storage_path):
+        cfg.ray.storage_path = str(Path(cfg.ray.storage_path).expanduser().resolve())
     if cfg.train.resume_from:
         cfg.train.resume_from = str(Path(cfg.train.resume_from).expanduser().resolve())
     return cfg
+
+
+def is_uri(path: str) -> bool:
+    """A pyarrow.fs URI (s3://bucket/dir, gs://..., file:///...) rather than a path on this machine."""
+    return "://" in path
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

@@ -33,7 +33,7 @@ def collect(client: MlflowClient, experiment_ids: list[str], filter_string: str 
             continue
         p, m = run.data.params, run.data.metrics
         rows.append(RunRow(run.info.run_id, run.info.run_name or run.info.run_id[:8], p.get("selection.selector", "?"),
-                           p.get("reward.variant", "?"), float(p.get("selection.ratio", "nan")),
+                           p.get("reward.variant", "-"), float(p.get("selection.ratio", "nan")),
                            int(p.get("train.seed", 0)), m["val_metric"], m.get("cost_fraction", float("nan")),
                            run.info.status))
     return sorted(rows, key=lambda r: (-r.metric, r.cost))

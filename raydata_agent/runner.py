@@ -16,7 +16,7 @@ from raydata_agent import plots
 from raydata_agent.config import Config, resolve_paths
 from raydata_agent.score_store import ScoreStore
 from raydata_agent.tasks import build_task
-from raydata_agent.tracking import Tracker
+from raydata_agent.tracking import Tracker, source_tags
 from raydata_agent.train import train_loop_per_worker
 
 
@@ -45,12 +45,27 @@ def init_ray(cfg: Config) -> None:
     if ray.is_initialized():
         return
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    # Ray Train's placement-group cleaner (an actor) finds "its" cluster's State API by looking for Ray on
+    # the host; with two clusters there (a test cluster beside a job's) it fails with "Found multiple
+    # active Ray instances", or picks the wrong one. Every process of the job gets the address instead.
     if address:
-        ray.init(address=address)
+        env = {"RAY_ADDRESS": address} if address != "auto" and not address.startswith("ray://") else {}
+        ray.init(address=address, runtime_env={"env_vars": env} if env else None)
     else:
-        context = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+        port = _free_port()
+        context = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                           dashboard_port=port,
+                           runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
         if context.dashboard_url:
             print(f"[raydata-agent] Ray dashboard: http://{context.dashboard_url}", flush=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _store_on_this_node():
@@ -62,15 +77,21 @@ def _store_on_this_node():
         num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
 
 
-def log_plots(tracker: Tracker, history: list[dict]) -> None:
+def log_plots(tracker: Tracker, history: list[dict], title: str = "", class_names: list[str] | None = None) -> None:
     if not history:
         return
-    tracker.log_figure(plots.metric_vs_cost(history), "metric_vs_cost.png")
-    tracker.log_figure(plots.weight_histograms(history), "weights.png")
-    tracker.log_figure(plots.adaptive_weight(history), "adaptive_weight.png")
-    tracker.log_figure(plots.class_selection(history), "class_selection.png")
+    tracker.log_figure(plots.metric_vs_cost(history, title), "metric_vs_cost.png")
+    tracker.log_figure(plots.weight_histograms(history, title), "weights.png")
+    tracker.log_figure(plots.adaptive_weight(history, title), "adaptive_weight.png")
+    tracker.log_figure(plots.class_selection(history, title, class_names), "class_selection.png")
     if any("agent_policy_loss" in h for h in history):
-        tracker.log_figure(plots.agent_losses(history), "agent_losses.png")
+        tracker.log_figure(plots.agent_losses(history, title), "agent_losses.png")
+
+
+def plot_title(cfg: Config, run_id: str) -> str:
+    """`run 1a2b3c4d: greedy, ratio 0.3, shapes, small_cnn`: what each figure is about."""
+    return (f"run {run_id[:8]}: {cfg.selection.selector}, ratio {cfg.selection.ratio:g}, "
+            f"{cfg.data.name}, {cfg.task.model}")
 
 
 def _progress(store, total_epochs: int, done: threading.Event, out=sys.stdout) -> None:
@@ -98,9 +119,11 @@ def _progress(store, total_epochs: int, done: threading.Event, out=sys.stdout) -
                   end="", file=out, flush=True)
 
 
-def run(cfg: Config, progress: bool = True, callbacks: list | None = None) -> RunResult:
+def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
+        source: dict | None = None) -> RunResult:
     """Train one model with data selection. `callbacks` are Ray Train callbacks (e.g. Tune's
-    TuneReportCallback, which forwards each epoch's metrics to a Tune trial)."""
+    TuneReportCallback, which forwards each epoch's metrics to a Tune trial); `source` the MLflow
+    source tags of the process that started it (a sweep's trials run in Ray workers: theirs say nothing)."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -108,8 +131,11 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None) -> Ru
     init_ray(cfg)
     task = build_task(cfg)
     train_data, _ = task.load_data()  # labels and sources for the pool
-    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name, cfg.flat(),
-                            tags={**({"mlflow.parentRunId": cfg.tracking.parent_run_id}
+    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name or cfg.run_name(),
+                            {k: v for k, v in cfg.run_params().items()
+                             if k not in ("tracking.run_name", "tracking.parent_run_id")},  # the name and tag
+                            tags={**(source or source_tags()),
+                                  **({"mlflow.parentRunId": cfg.tracking.parent_run_id}
                                      if cfg.tracking.parent_run_id else {}),
                                   "selector": cfg.selection.selector, "task": cfg.task.name,
                                   "data": cfg.data.name})
@@ -156,7 +182,7 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None) -> Ru
         if watcher.is_alive():
             watcher.join(timeout=15)
         history = ray.get(store.get_history.remote())
-        log_plots(tracker, history)
+        log_plots(tracker, history, plot_title(cfg, tracker.run_id), getattr(task, "class_names", None))
         tracker.end(status)
         ray.kill(store)
         if agent is not None:

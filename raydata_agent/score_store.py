@@ -21,6 +21,7 @@ from raydata_agent.signals import idu, minmax
 from raydata_agent.tracking import Tracker
 
 WEIGHT_BINS = 100
+WEIGHT_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 
 class ScoreStore:
@@ -150,11 +151,21 @@ class ScoreStore:
                 row[f"selection_trained_{name}"] = float(np.mean([h[f"trained_{name}"] for h in selection_epochs]))
         hist, _ = np.histogram(np.clip(self.pool.weight, 0, 1), bins=WEIGHT_BINS, range=(0, 1))
         row["weight_hist"] = hist.tolist()
+        # For weights.png: the weights' spread per epoch, and the epoch's histogram on the range they span
+        # (an agent's weights often sit in a band 0.03 wide, invisible on [0, 1]).
+        weights = self.pool.weight.astype(np.float64)
+        row["weight_quantiles"] = np.quantile(weights, WEIGHT_QUANTILES).tolist()
+        lo, hi = row["weight_quantiles"][1], row["weight_quantiles"][-2]
+        if hi - lo < 1e-3:  # one value (e.g. every weight 1): a bar of visible width around it
+            lo, hi = lo - 5e-4, hi + 5e-4
+        fit, _ = np.histogram(weights, bins=40, range=(lo, hi))
+        row["weight_fit_hist"], row["weight_fit_range"] = fit.tolist(), [lo, hi]
         row["class_selected_fraction"] = (selected_per_class / np.maximum(self.class_counts, 1)).tolist()
         self.history.append(row)
-        snapshot = self.pool.snapshot(self.snapshot_dir / f"pool_epoch_{epoch:03d}.parquet")
+        snapshot = self.pool.snapshot(self.snapshot_dir / f"pool_epoch_{epoch + 1:03d}.parquet")
         if self.tracker is not None:
-            self.tracker.log_metrics(row, step=epoch)
+            # People count epochs from 1: MLflow's steps and its `epoch` metric match the console and the plots.
+            self.tracker.log_metrics({**row, "epoch": epoch + 1}, step=epoch + 1)
             if self.cfg.tracking.log_snapshots:
                 self.tracker.log_artifact(snapshot, "pool")
         self._reset_epoch()

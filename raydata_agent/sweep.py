@@ -111,9 +111,20 @@ def _trial(config: dict) -> None:
 
     from raydata_agent.runner import run
 
-    overrides = config["overrides"] + [f"tracking.parent_run_id={config['parent_run_id']}",
-                                       f"tracking.run_name={' '.join(o.split('=', 1)[1] for o in config['overrides'])}"]
-    run(load_config_from(config["base"], overrides), progress=False, callbacks=[TuneReportCallback()])
+    cfg = load_config_from(config["base"], config["overrides"] + [f"tracking.parent_run_id={config['parent_run_id']}"])
+    run(apply_run_name(cfg, config["overrides"]), progress=False, callbacks=[TuneReportCallback()],
+        source=config["source"])
+
+
+def apply_run_name(cfg: Config, overrides: list[str]) -> Config:
+    """`data_agent r0.5 s0 variant=difficulty`: the run's own name plus the other grid values of the trial."""
+    import dataclasses
+
+    shown = ("selection.selector", "selection.ratio", "train.seed")
+    extra = [f"{key.split('.', 1)[1]}={value}" for key, value in (o.split("=", 1) for o in overrides)
+             if key not in shown]
+    return dataclasses.replace(cfg, tracking=dataclasses.replace(
+        cfg.tracking, run_name=" ".join([cfg.run_name(), *extra])))
 
 
 def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
@@ -122,16 +133,19 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
 
     from raydata_agent import report
     from raydata_agent.runner import init_ray
-    from raydata_agent.tracking import Tracker
+    from raydata_agent.tracking import Tracker, source_tags, ui_url
 
     raw, sweep = load_sweep(path, overrides)
     base = load_config_from(raw, [])  # paths and the tracking URI made absolute, here in the driver
     raw = base.to_dict()
     init_ray(base)
     grid = trials(sweep)
-    parent = Tracker.start(base.tracking_uri, base.tracking.experiment, base.tracking.run_name or "sweep",
+    source = source_tags()
+    name = base.tracking.run_name or f"sweep {Path(path).stem if path else ''} ({len(grid)} trials)"
+    parent = Tracker.start(base.tracking_uri, base.tracking.experiment, name,
                            {"sweep.grid": yaml.safe_dump(sweep.grid), "sweep.trials": len(grid),
-                            "sweep.asha": sweep.asha, **base.flat()}, tags={report.SWEEP_TAG: "parent"})
+                            "sweep.asha": sweep.asha, "sweep.metric": sweep.metric, **base.run_params()},
+                           tags={report.SWEEP_TAG: "parent", **source})
     scheduler = None
     if sweep.asha:
         scheduler = tune.schedulers.ASHAScheduler(metric=sweep.metric, mode="max", max_t=base.train.epochs,
@@ -139,11 +153,13 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
     concurrency = concurrent_trials(base, sweep.max_concurrent_trials)
     print(f"[raydata-agent] sweep: {len(grid)} trials, {concurrency} at a time; MLflow parent run {parent.run_id}",
           flush=True)
+    if url := ui_url(parent.uri, parent.experiment_id, parent.run_id):
+        print(f"[raydata-agent] follow it live: {url}", flush=True)
     tuner = tune.Tuner(
         # The trial itself only drives its TorchTrainer, which reserves the workers' CPUs/GPUs, so it
         # asks for no CPU (Tune needs some resource in a request: a little memory).
         tune.with_resources(_trial, {"CPU": 0, "memory": 256 * 1024**2}),
-        param_space={"base": raw, "parent_run_id": parent.run_id,
+        param_space={"base": raw, "parent_run_id": parent.run_id, "source": source,
                      "overrides": tune.grid_search(grid)},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, scheduler=scheduler),
         run_config=tune.RunConfig(name=f"sweep_{parent.run_id}", storage_path=str(Path(base.ray.storage_path)),
@@ -161,9 +177,28 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
         summary = ""
         if rows:
             summary = report.table(rows)
+            log_summary(parent, rows, sweep.metric)
             parent.log_text(summary + "\n", "summary/trials.txt")
             parent.log_text(report.csv(rows), "summary/trials.csv")
             parent.log_figure(report.plot(rows, title=f"sweep {parent.run_id[:8]}"), "metric_vs_cost.png",
                               artifact_path="summary")
         parent.end(status)
     return parent.run_id, summary
+
+
+def log_summary(parent, rows, metric: str) -> None:
+    """The sweep's result on the parent run itself, so the runs table and its charts show it folded:
+    the best trial's metric and cost, the full-data reference, and the Pareto front as a series
+    (step i = the i-th cheapest point of the front)."""
+    from raydata_agent import report
+
+    best = rows[0]  # collect() sorts best metric first, cheaper first on ties
+    front = sorted((r for r in rows if r.run_id in report.pareto(rows)), key=lambda r: r.cost)
+    full = [r.metric for r in rows if r.selector == "full"]
+    parent.log_metrics({f"best_{metric}": best.metric, "best_cost_fraction": best.cost,
+                        "trials_finished": len(rows), "pareto_points": len(front),
+                        **({f"full_{metric}": sum(full) / len(full)} if full else {})}, step=0)
+    for i, r in enumerate(front):
+        parent.log_metrics({f"pareto_{metric}": r.metric, "pareto_cost_fraction": r.cost}, step=i)
+    parent.set_tag("best_trial", f"{best.name} ({best.run_id})")
+    parent.set_tag("pareto_front", "; ".join(f"{r.name}: {r.metric:.4f} at cost {r.cost:.3f}" for r in front))

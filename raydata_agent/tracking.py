@@ -13,6 +13,9 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 MAX_PARAM_LEN = 6000
+# MLflow 3's UI opens an experiment in its GenAI view (traces, evaluations) unless the experiment's kind
+# says it holds model training runs; this is the tag and value its UI sets from "Experiment type".
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def artifact_root(uri: str) -> str | None:
@@ -20,6 +23,44 @@ def artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(urlparse(uri).path).parent / "mlruns").resolve().as_uri()
     return None
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's "Source" for a run started from this process: the entry point (`jobs/train.py`,
+    `raydata-agent run`), the git commit when the code is in a repository, and the command line.
+    MLflow's own context providers give the commit, user and source type; the entry point is made
+    readable (theirs is the full path of the script, or of the `raydata-agent` console script)."""
+    import shlex
+    import sys
+
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.git_utils import get_git_branch, get_git_commit
+
+    argv0 = Path(sys.argv[0])
+    if argv0.name in ("raydata-agent", "cli.py"):
+        name, command = " ".join(["raydata-agent", *sys.argv[1:2]]), ["raydata-agent", *sys.argv[1:]]
+    else:
+        try:
+            name = str(argv0.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            name = str(argv0)
+        command = ["python", name, *sys.argv[1:]]
+    tags = {**resolve_tags(), "mlflow.source.name": name, "raydata_agent.command": shlex.join(command)[:5000]}
+    code = str(Path(__file__).parent)  # the commit of the code that runs, wherever the entry point is
+    for key, value in (("mlflow.source.git.commit", get_git_commit(code)), ("mlflow.source.git.branch",
+                                                                         get_git_branch(code))):
+        if value:
+            tags[key] = value
+    return tags
+
+
+def ui_url(uri: str, experiment_id: str, run_id: str | None = None) -> str | None:
+    """The browser address of an experiment (or run) on a tracking server; None for a local store.
+    `workflowType=machine_learning` opens MLflow 3's runs view even where the UI was last in GenAI mode."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{uri.rstrip('/')}/#/{page}?workflowType=machine_learning"
 
 
 class Tracker:
@@ -47,8 +88,13 @@ class Tracker:
               tags: dict | None = None) -> "Tracker":
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_root(uri) and
-                                                                         f"{artifact_root(uri)}/{experiment}")
+        if exp is None:
+            exp_id = client.create_experiment(experiment, artifact_root(uri) and f"{artifact_root(uri)}/{experiment}",
+                                              tags=EXPERIMENT_KIND)
+        else:
+            exp_id = exp.experiment_id
+            if not any(k in exp.tags for k in EXPERIMENT_KIND):  # one made before, or by someone else: no kind yet
+                client.set_experiment_tag(exp_id, *next(iter(EXPERIMENT_KIND.items())))
         run = client.create_run(exp_id, run_name=run_name, tags=tags or {})
         tracker = cls(uri, run.info.run_id)
         items = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]

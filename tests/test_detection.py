@@ -127,7 +127,7 @@ def test_detection_trains_on_ray_with_selection(ray_cluster, run_dirs, tmp_path,
     for key in ("mAP50", "mAP50-95", "val_metric", "cost_fraction"):
         assert len(client.get_metric_history(result.run_id, key)) == 2, key
     assert result.history[1]["selected_fraction"] < 1.0
-    pool = pq.read_table(os.path.join(os.path.dirname(result.checkpoint_path), "pool", "pool_epoch_001.parquet"))
+    pool = pq.read_table(os.path.join(os.path.dirname(result.checkpoint_path), "pool", "pool_epoch_002.parquet"))
     assert (pool["loss"].to_numpy() > 0).all()  # every image has its own loss from epoch 0
     assert len(np.unique(pool["loss"].to_numpy())) > 40
     assert sorted(os.listdir(tmp_path)) == ["data", "mlflow.db", "mlruns", "runs"]  # no ultralytics runs/ or db

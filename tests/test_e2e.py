@@ -41,7 +41,7 @@ def test_cli_run_logs_metrics_plots_and_snapshots(ray_cluster, run_dirs, capsys)
     artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id, "plots")}
     assert {"plots/metric_vs_cost.png", "plots/weights.png", "plots/adaptive_weight.png"} <= artifacts
     snapshots = [a.path for a in client.list_artifacts(mlrun.info.run_id, "pool")]
-    assert snapshots == [f"pool/pool_epoch_{e:03d}.parquet" for e in range(3)]
+    assert snapshots == [f"pool/pool_epoch_{e:03d}.parquet" for e in range(1, 4)]
 
 
 @pytest.mark.parametrize("name", sorted(n for n in SELECTORS if n not in ("random_dynamic", "data_agent")))
@@ -120,9 +120,9 @@ def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_clust
     run_dir = os.path.dirname(first.checkpoint_path)
     checkpoints = sorted(glob.glob(f"{run_dir}/checkpoint_2*"))
     resumed = run(load_config(None, overrides + [f"train.resume_from={checkpoints[1]}"]), progress=False)
-    original = pq.read_table(f"{run_dir}/pool/pool_epoch_002.parquet")["weight"].to_numpy()
+    original = pq.read_table(f"{run_dir}/pool/pool_epoch_003.parquet")["weight"].to_numpy()
     restored = pq.read_table(
-        f"{os.path.dirname(resumed.checkpoint_path)}/pool/pool_epoch_002.parquet")["weight"].to_numpy()
+        f"{os.path.dirname(resumed.checkpoint_path)}/pool/pool_epoch_003.parquet")["weight"].to_numpy()
     np.testing.assert_allclose(restored, original, atol=1e-6)
     assert len(np.unique(original)) > 10  # real per-sample weights, not a constant
 
@@ -149,6 +149,6 @@ def test_lead_with_the_idu_reward_runs_and_logs_its_bandit(ray_cluster, run_dirs
     assert len(history) == 3
     probs = [mlrun.data.metrics[f"lead_p{k}"] for k in range(7)]
     assert sum(probs) == pytest.approx(1.0, abs=1e-4)
-    pool = pq.read_table(client.download_artifacts(mlrun.info.run_id, "pool/pool_epoch_002.parquet"))
+    pool = pq.read_table(client.download_artifacts(mlrun.info.run_id, "pool/pool_epoch_003.parquet"))
     idu, reward = pool["idu"].to_numpy(), pool["reward"].to_numpy()
     assert (idu > 0).all() and 0.0 <= reward.min() and reward.max() <= 1.0 + 1e-6

@@ -65,6 +65,15 @@ class ClassificationTask:
         self.num_classes: int | None = None
         self.in_channels: int | None = None
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """Names for the plots where the data set has them built in; others show class indices."""
+        from raydata_agent.data.shapes import SHAPES
+
+        return {"shapes": list(SHAPES), "digits": [str(d) for d in range(10)],
+                "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                            "truck"]}.get(self.data_cfg.name)
+
     def load_data(self) -> tuple[ImageData, ImageData]:
         train, val, self.num_classes = load_dataset(self.data_cfg)
         self.in_channels = train.channels

@@ -132,6 +132,10 @@ class DetectionTask:
             return make_synthetic_detection(Path(data.path or "data_cache"), data.num_samples, data.val_samples, data.image_size, data.seed)
         return Path(data.path).expanduser()
 
+    @property
+    def class_names(self) -> list[str]:
+        return self.names
+
     def load_data(self):
         from raydata_agent.data.yolo import load_yolo
 
