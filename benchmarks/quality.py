@@ -1,0 +1,291 @@
+"""Quality at equal cost: every selector at kept ratios 0.3 / 0.5 / 0.7 plus full data, over paired seeds.
+
+Built on `raydata-agent tune` (raydata_agent/sweep.py): the grid selector x ratio x seed (plus one
+full-data run per seed) runs as one sweep, 2 trials at a time on 2 CPUs, every trial nested under one
+MLflow parent run. This script only writes the sweep and reads its trials back:
+- a Table-1-shaped table (rows = selectors, columns = ratios): final val metric mean +- std over seeds,
+  and the *realised* cost fraction of each cell (sample passes / full-data passes, whole run);
+- paired differences against greedy, random_dynamic and infobatch at the same ratio: mean over seeds of
+  (selector - baseline) with a 95% t-interval (paired: same seed = same init, data order and data set);
+- for data sets with ground truth ((b) digits with label noise, (c) mixture): the share of the flipped,
+  duplicate and hard samples each selector trained on (mean over selection epochs; random gives ratio);
+- an accuracy-against-realised-cost plot; all of it logged on the sweep's parent run (quality/), and JSON.
+
+Equal cost: every non-full selector follows the same schedule (selection.warmup_epochs full epochs,
+then exactly ceil(ratio N) samples per epoch, then annealing on all data; README "Cost accounting"),
+so each cell's realised cost is the same across selectors; the table prints it so any deviation shows.
+
+    .venv/bin/python benchmarks/quality.py --data a                 # shapes, all selectors (~1 h on 2 CPUs)
+    .venv/bin/python benchmarks/quality.py --data b --selectors data_agent greedy random_dynamic infobatch lead
+    .venv/bin/python benchmarks/quality.py --data c --seeds 0 1 2 --epochs 10 --json /tmp/quality_c.json
+    .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
+
+Data sets: a = shapes (2000 train / 2000 val: one seed's SE at 95% is 0.49 pt); b = scikit-learn digits
+with data.label_noise=0.3 (1437 / 360: digits has no more images, so one seed's SE is ~1.2 pt; the
+paired intervals carry the comparison); c = mixture (3000 / 2000, label_noise 0.2).
+Extra `section.key=value` arguments go to every trial.
+
+JSON keys (--json PATH):
+  data, task, epochs, seeds, ratios, selectors, command, machine, date, parent_run_id, tracking_uri, wall_s;
+  cells: [{selector, ratio, n, metric_mean, metric_std, cost_fraction, selection_cost_fraction,
+           trained: {is_noisy|is_duplicate|is_hard: share}, per_seed: {seed: metric}}]  (full: ratio 1.0);
+  paired: [{selector, baseline, ratio, n, diff_mean, ci_low, ci_high}]   (95% t-interval over seeds);
+  full_convergence: {seed: [val_metric of the last 3 epochs]}  (did full data converge?)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ALL_SELECTORS = ["data_agent", "lead", "greedy", "infobatch", "random_dynamic", "random_static", "ucb",
+                 "eps_greedy"]
+BASELINES = ("greedy", "random_dynamic", "infobatch")
+DATA = {  # data set flag -> run config overrides (sizes chosen so the default fits ~1 h on 2 CPUs)
+    "a": {"data.name": "shapes", "data.num_samples": 2000, "data.val_samples": 2000, "train.epochs": 15},
+    "b": {"data.name": "digits", "data.label_noise": 0.3, "train.epochs": 20},
+    "c": {"data.name": "mixture", "data.label_noise": 0.2, "data.num_samples": 3000, "data.val_samples": 2000,
+          "train.epochs": 15},
+}
+TASKS = {  # --task other than classification: its generated set, small enough for CPUs
+    "detection": {"task.name": "detection", "data.num_samples": 96, "data.val_samples": 32,
+                  "data.image_size": 64, "train.batch_size": 16, "train.optimizer": "adamw", "train.lr": 1e-3,
+                  "train.epochs": 6},
+    "segmentation": {"task.name": "segmentation", "task.depth": 18, "task.head_channels": 64,
+                     "data.num_samples": 96, "data.val_samples": 32, "data.image_size": 64,
+                     "train.batch_size": 16, "train.optimizer": "adamw", "train.lr": 1e-3, "train.epochs": 6},
+}
+TRUTH = ("is_noisy", "is_duplicate", "is_hard")
+
+
+def sweep_file(args, out_dir: Path) -> Path:
+    """The run config plus its sweep: section, exactly what `raydata-agent tune --config` reads."""
+    flat = dict(TASKS[args.task]) if args.task != "classification" else dict(DATA[args.data])
+    if args.epochs:
+        flat["train.epochs"] = args.epochs
+    flat.update({"tracking.experiment": args.experiment, "tracking.log_snapshots": False,
+                 "tracking.run_name": f"quality {args.task} {args.data if args.task == 'classification' else ''}".strip(),
+                 "ray.storage_path": str(out_dir / "runs")})
+    if args.device == "cuda":
+        flat["train.use_gpu"] = True
+    raw: dict = {}
+    for key, value in flat.items():
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = value
+    raw["sweep"] = {"grid": {"selection.selector": args.selectors, "selection.ratio": args.ratios,
+                             "train.seed": args.seeds},
+                    "full_baseline": True, "max_concurrent_trials": args.concurrent}
+    path = out_dir / "quality_sweep.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def collect(tracking_uri: str, parent_run_id: str) -> list[dict]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id], max_results=5000,
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    rows = []
+    for run in runs:
+        m, p = run.data.metrics, run.data.params
+        if "val_metric" not in m or run.info.status != "FINISHED":
+            continue
+        full = p["selection.selector"] == "full"
+        row = {"run_id": run.info.run_id, "selector": p["selection.selector"], "seed": int(p["train.seed"]),
+               "ratio": 1.0 if full else float(p["selection.ratio"]), "metric": m["val_metric"],
+               "cost_fraction": m.get("cost_fraction", float("nan")),
+               "selection_cost_fraction": m.get("selection_cost_fraction", 1.0 if full else float("nan")),
+               "trained": {t: m[f"selection_trained_{t}"] for t in TRUTH if f"selection_trained_{t}" in m}}
+        if full:
+            history = client.get_metric_history(run.info.run_id, "val_metric")
+            row["last_vals"] = [h.value for h in sorted(history, key=lambda h: h.step)[-3:]]
+        rows.append(row)
+    return rows
+
+
+def t_interval(diffs: np.ndarray) -> tuple[float, float, float]:
+    from scipy import stats
+
+    mean = float(diffs.mean())
+    if len(diffs) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs)))
+    return mean, mean - half, mean + half
+
+
+def analyse(rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
+    cells, paired = [], []
+    keys = sorted({(r["selector"], r["ratio"]) for r in rows})
+    by_cell = {k: {r["seed"]: r for r in rows if (r["selector"], r["ratio"]) == k} for k in keys}
+    for (selector, ratio), seeds in by_cell.items():
+        metrics = np.array([r["metric"] for r in seeds.values()])
+        trained = {t: float(np.mean([r["trained"][t] for r in seeds.values()]))
+                   for t in TRUTH if all(t in r["trained"] for r in seeds.values())}
+        cells.append({"selector": selector, "ratio": ratio, "n": len(seeds), "metric_mean": float(metrics.mean()),
+                      "metric_std": float(metrics.std(ddof=1)) if len(metrics) > 1 else 0.0,
+                      "cost_fraction": float(np.mean([r["cost_fraction"] for r in seeds.values()])),
+                      "selection_cost_fraction": float(np.mean([r["selection_cost_fraction"] for r in seeds.values()])),
+                      "trained": trained, "per_seed": {s: r["metric"] for s, r in sorted(seeds.items())}})
+    for (selector, ratio), seeds in by_cell.items():
+        for base in BASELINES:
+            ref = by_cell.get((base, ratio))
+            if selector == base or ref is None or selector == "full":
+                continue
+            common = sorted(set(seeds) & set(ref))
+            if not common:
+                continue
+            diffs = np.array([seeds[s]["metric"] - ref[s]["metric"] for s in common])
+            mean, lo, hi = t_interval(diffs)
+            paired.append({"selector": selector, "baseline": base, "ratio": ratio, "n": len(common),
+                           "diff_mean": mean, "ci_low": lo, "ci_high": hi})
+    convergence = {r["seed"]: r["last_vals"] for r in rows if r["selector"] == "full"}
+    return cells, paired, convergence
+
+
+def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
+    pct = lambda x: f"{100 * x:5.1f}"  # noqa: E731
+    cell = {(c["selector"], c["ratio"]): c for c in cells}
+    selectors = sorted({c["selector"] for c in cells if c["selector"] != "full"})
+    out = ["Final val metric (%), mean +- std over seeds  [realised cost fraction]",
+           f"{'selector':15s}" + "".join(f"{'ratio ' + str(r):>24s}" for r in ratios) + f"{'full':>24s}"]
+    full = cell.get(("full", 1.0))
+    full_txt = f"{pct(full['metric_mean'])} +- {100 * full['metric_std']:4.1f} [{full['cost_fraction']:.2f}]" if full else "-"
+    for s in selectors:
+        parts = []
+        for r in ratios:
+            c = cell.get((s, r))
+            parts.append(f"{pct(c['metric_mean'])} +- {100 * c['metric_std']:4.1f} [{c['cost_fraction']:.2f}]"
+                         if c else "-")
+        out.append(f"{s:15s}" + "".join(f"{p:>24s}" for p in parts) + f"{'':>24s}")
+    if full:
+        out.append(f"{'full':15s}" + "".join(f"{'':>24s}" for _ in ratios) + f"{full_txt:>24s}")
+    ns = sorted({c["n"] for c in cells})
+    out.append(f"(seeds per cell: {', '.join(map(str, ns))}; selection-epoch kept fraction: "
+               + ", ".join(f"{s}@{c['ratio']}={c['selection_cost_fraction']:.3f}" for (s, _), c in sorted(cell.items())
+                           if s != "full" and abs(c["selection_cost_fraction"] - c["ratio"]) > 0.005) + ")"
+               if any(abs(c["selection_cost_fraction"] - c["ratio"]) > 0.005 for c in cells if c["selector"] != "full")
+               else f"(seeds per cell: {', '.join(map(str, ns))}; every selector kept exactly its ratio in selection epochs)")
+    out += ["", "Paired difference (pt) vs baseline at the same ratio: mean [95% t-interval over seeds]",
+            f"{'selector':15s} {'vs':15s}" + "".join(f"{'ratio ' + str(r):>22s}" for r in ratios)]
+    pair = {(p["selector"], p["baseline"], p["ratio"]): p for p in paired}
+    for s in selectors:
+        for b in BASELINES:
+            if s == b:
+                continue
+            parts = []
+            for r in ratios:
+                p = pair.get((s, b, r))
+                parts.append(f"{100 * p['diff_mean']:+5.1f} [{100 * p['ci_low']:+5.1f},{100 * p['ci_high']:+5.1f}]"
+                             if p else "-")
+            if any(x != "-" for x in parts):
+                out.append(f"{s:15s} {b:15s}" + "".join(f"{x:>22s}" for x in parts))
+    truth = sorted({t for c in cells for t in c["trained"]})
+    if truth:
+        out += ["", "Share of each ground-truth group trained on per selection epoch (random: = ratio)",
+                f"{'selector':15s}" + "".join(f"{t + ' @' + str(r):>19s}" for r in ratios for t in truth)]
+        for s in selectors:
+            vals = [cell[(s, r)]["trained"].get(t) if (s, r) in cell else None for r in ratios for t in truth]
+            out.append(f"{s:15s}" + "".join(f"{v:19.3f}" if v is not None else f"{'-':>19s}" for v in vals))
+    return "\n".join(out)
+
+
+def plot(cells: list[dict], title: str):
+    from raydata_agent import plots  # noqa: F401  (headless backend)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for s in sorted({c["selector"] for c in cells}):
+        pts = sorted((c for c in cells if c["selector"] == s), key=lambda c: c["cost_fraction"])
+        ax.errorbar([c["cost_fraction"] for c in pts], [100 * c["metric_mean"] for c in pts],
+                    yerr=[100 * c["metric_std"] for c in pts], marker="*" if s == "full" else "o", capsize=3,
+                    label=s, ms=10 if s == "full" else 5)
+    ax.set_xlabel("realised cost fraction (sample passes / full-data passes)")
+    ax.set_ylabel("final validation metric (%), mean +- std over seeds")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", choices=sorted(DATA), default="a", help="a shapes, b digits+noise, c mixture")
+    parser.add_argument("--task", choices=["classification", *TASKS], default="classification")
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=None, help="default: per data set (see DATA)")
+    parser.add_argument("--selectors", nargs="+", default=ALL_SELECTORS)
+    parser.add_argument("--concurrent", type=int, default=2, help="trials side by side")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--out", default=None, help="folder for the sweep's MLflow store and runs (default: a temp dir)")
+    parser.add_argument("--tracking-uri", default=None, help="default: sqlite:///<out>/mlflow.db")
+    parser.add_argument("--experiment", default="quality")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--analyse", metavar="PARENT_RUN_ID", default=None,
+                        help="only read back an earlier (or interrupted) sweep's finished trials and report them")
+    parser.add_argument("overrides", nargs="*", help="extra section.key=value for every trial")
+    args = parser.parse_args()
+    args.selectors = [s for s in args.selectors if s != "full"]  # full data is the sweep's baseline run
+
+    import ray
+
+    from raydata_agent.sweep import run_sweep
+
+    out_dir = Path(args.out or tempfile.mkdtemp(prefix="quality_")).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    uri = args.tracking_uri or f"sqlite:///{out_dir / 'mlflow.db'}"
+    n_trials = len(args.selectors) * len(args.ratios) * len(args.seeds) + len(args.seeds)
+    start = time.perf_counter()
+    if args.analyse:
+        parent_id = args.analyse
+    else:
+        path = sweep_file(args, out_dir)
+        print(f"[quality] {n_trials} trials ({args.task}, data {args.data}); sweep file {path}; MLflow {uri}",
+              flush=True)
+        parent_id, _ = run_sweep(str(path), [f"tracking.uri={uri}", *args.overrides])
+        ray.shutdown()
+    wall = time.perf_counter() - start
+
+    rows = collect(uri, parent_id)
+    cells, paired, convergence = analyse(rows)
+    text = tables(cells, paired, args.ratios)
+    title = f"quality: {args.task} data {args.data}, {len(args.seeds)} seeds"
+    print(f"\n{title}  ({len(rows)}/{n_trials} trials finished, {wall / 60:.1f} min)\n{text}")
+    print("full data, val metric of the last 3 epochs per seed (convergence): "
+          + "; ".join(f"{s}: {', '.join(f'{100 * v:.1f}' for v in vals)}" for s, vals in sorted(convergence.items())))
+    result = {"data": args.data, "task": args.task, "epochs": args.epochs, "seeds": args.seeds, "ratios": args.ratios,
+              "selectors": args.selectors, "command": " ".join(sys.argv), "machine": f"{os.cpu_count()} CPUs "
+              f"({platform.processor() or platform.machine()}), device {args.device}",
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent_run_id": parent_id,
+              "tracking_uri": uri, "wall_s": wall, "trials_finished": len(rows), "trials": n_trials,
+              "cells": cells, "paired": paired, "full_convergence": convergence}
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    client.log_text(parent_id, text + "\n", "quality/table.txt")
+    client.log_dict(parent_id, result, "quality/quality.json")
+    client.log_figure(parent_id, plot(cells, title), "quality/accuracy_vs_cost.png")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"[quality] JSON: {args.json}")
+    print(f"[quality] MLflow parent run {parent_id}: quality/table.txt, quality/quality.json, "
+          f"quality/accuracy_vs_cost.png")
+
+
+if __name__ == "__main__":
+    main()
