@@ -54,7 +54,7 @@ ALL_SELECTORS = ["data_agent", "lead", "greedy", "infobatch", "random_dynamic", 
                  "eps_greedy"]
 BASELINES = ("greedy", "random_dynamic", "infobatch")
 DATA = {  # data set flag -> run config overrides (sizes chosen so the default fits ~1 h on 2 CPUs)
-    "a": {"data.name": "shapes", "data.num_samples": 2000, "data.val_samples": 2000, "train.epochs": 15},
+    "a": {"data.name": "shapes", "data.num_samples": 2000, "data.val_samples": 2000, "train.epochs": 12},
     "b": {"data.name": "digits", "data.label_noise": 0.3, "train.epochs": 20},
     "c": {"data.name": "mixture", "data.label_noise": 0.2, "data.num_samples": 3000, "data.val_samples": 2000,
           "train.epochs": 15},

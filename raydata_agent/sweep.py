@@ -79,7 +79,10 @@ def trials(sweep: SweepConfig) -> list[list[str]]:
             trial = base + ([f"train.seed={seed}"] if seed is not None else [])
             if trial not in out:
                 out.append(trial)
-    return out
+    # Seed by seed (each seed's full-data run with it): an interrupted sweep leaves complete paired seeds.
+    seed_of = lambda trial: next((o for o in trial if o.startswith("train.seed=")), "")  # noqa: E731
+    order = list(dict.fromkeys(seed_of(t) for t in out))
+    return sorted(out, key=lambda t: order.index(seed_of(t)))
 
 
 def load_config_from(raw: dict, overrides: list[str]) -> Config:

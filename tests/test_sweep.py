@@ -18,6 +18,8 @@ def test_grid_is_the_product_plus_full_baselines():
     assert len(runs) == 2 * 2 * 2 + 2
     assert ["selection.selector=full", "selection.ratio=1.0", "train.seed=1"] in runs
     assert len(trials(SweepConfig(grid=sweep.grid, full_baseline=False))) == 8
+    seeds = [next(o for o in t if o.startswith("train.seed=")) for t in runs]
+    assert seeds == ["train.seed=0"] * 5 + ["train.seed=1"] * 5  # seed by seed, its full run included
 
 
 def test_sweep_file_errors_name_the_key(tmp_path):
