@@ -71,21 +71,49 @@ class RewardConfig:
     idu_smoothing: float = 0.1  # LEAD's b: IDU_t = (1-b) L_t + dL'_t + b IDU_{t-1}
 
 
+# What `agent.preset` sets for the keys a config leaves unset (None). "v2" is the default agent;
+# "paper" is the formulation of arXiv 2603.07433 (reward a * score, features-only state, GAE along
+# each sample's visits, no warm start, plain top-k). README "The Data Agent" lists each deviation.
+AGENT_PRESETS = {
+    "v2": {"reward": "agreement", "state": "full", "reward_baseline": "pool", "gamma": 0.0, "lr": 3e-3,
+           "warm_start_passes": 64, "class_balanced": True},
+    "paper": {"reward": "score", "state": "features", "reward_baseline": "none", "gamma": 0.99, "lr": 3e-4,
+              "warm_start_passes": 0, "class_balanced": False},
+}
+
+
 @dataclass
 class AgentConfig:
-    """PPO hyper-parameters of the Data Agent (DESIGN.md §3)."""
+    """The Data Agent (DESIGN.md §3, §9). Keys left None take the value of `preset`."""
 
+    preset: str = "v2"  # v2 | paper
     hidden: int = 128
-    lr: float = 3e-4
+    lr: float | None = None  # v2: 3e-3 (updates are small and frequent); paper: 3e-4
     clip: float = 0.2
-    gamma: float = 0.99
+    gamma: float | None = None  # v2: 0 (each visit's reward is immediate); paper: 0.99, GAE over visits
     gae_lambda: float = 0.95
     num_epochs: int = 4
     minibatch_size: int = 256
     entropy_coeff: float = 0.0
     vf_coeff: float = 0.5
     reward_scale: str = "per_sample"  # per_sample (divide by the running std of per-sample rewards) | none
-    reward_baseline: str = "budget"  # budget: train on a * (score - batch (1-ratio) quantile) | none: a * score
+    reward: str | None = None  # agreement: score * label agreement | score: the paper's composite score
+    reward_baseline: str | None = None  # pool: a * (target - pool's (1-ratio) quantile) | none: a * target
+    state: str | None = None  # full: features + loss, signals, agreement, staleness | features: features only
+    warm_start_passes: int | None = None  # PPO passes over the first epoch's transitions at its end (0: off)
+    class_balanced: bool | None = None  # each class gets its share of the budget
+    agreement_decay: float = 0.7  # EMA of the given label's probability: a <- d a + (1 - d) p_y
+    panel_size: int = 16384  # samples whose transitions reach the learner (a fixed hashed subset)
+    update_every: int = 256  # the learner runs a PPO update once this many transitions arrived
+    send_every: int = 8  # a worker sends its panel transitions to the learner every this many batches
+
+    def __post_init__(self):
+        if self.preset not in AGENT_PRESETS:
+            raise ConfigError(f"agent.preset={self.preset!r} is not allowed; choose one of: "
+                              f"{', '.join(AGENT_PRESETS)}")
+        for key, value in AGENT_PRESETS[self.preset].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
 
 
 @dataclass
@@ -173,7 +201,9 @@ SAMPLINGS = ("topk", "proportional")
 LOSS_WEIGHTINGS = ("auto", "none", "inverse_ratio", "infobatch")
 OPTIMIZERS = ("sgd", "adamw")
 REWARD_SCALES = ("per_sample", "none")
-REWARD_BASELINES = ("budget", "none")
+REWARD_BASELINES = ("pool", "none")
+AGENT_REWARDS = ("agreement", "score")
+AGENT_STATES = ("full", "features")
 
 
 _SEGMENTATION = lambda c: c.task.name == "segmentation"  # noqa: E731
@@ -236,6 +266,14 @@ def validate(cfg: Config) -> Config:
     _check_choice("train.optimizer", cfg.train.optimizer, OPTIMIZERS)
     _check_choice("agent.reward_scale", cfg.agent.reward_scale, REWARD_SCALES)
     _check_choice("agent.reward_baseline", cfg.agent.reward_baseline, REWARD_BASELINES)
+    _check_choice("agent.reward", cfg.agent.reward, AGENT_REWARDS)
+    _check_choice("agent.state", cfg.agent.state, AGENT_STATES)
+    _check_range("agent.agreement_decay", cfg.agent.agreement_decay, 0.0, 1.0, hi_open=True)
+    if cfg.selection.selector == "data_agent" and cfg.reward.variant in HISTORY_VARIANTS:
+        raise ConfigError(f"reward.variant={cfg.reward.variant} needs the pool's history, but the Data Agent's "
+                          f"workers score each batch themselves: choose a batch variant for selection.selector=data_agent")
+    if cfg.agent.warm_start_passes < 0:
+        raise ConfigError(f"agent.warm_start_passes={cfg.agent.warm_start_passes!r} must be >= 0")
     _check_range("selection.ratio", cfg.selection.ratio, 0.0, 1.0, lo_open=True)
     _check_range("selection.delta", cfg.selection.delta, 0.0, 1.0)
     _check_range("selection.epsilon", cfg.selection.epsilon, 0.0, 1.0)
@@ -249,7 +287,8 @@ def validate(cfg: Config) -> Config:
     _check_range("agent.gae_lambda", cfg.agent.gae_lambda, 0.0, 1.0)
     for key in ("train.epochs", "train.batch_size", "train.num_workers", "train.cpus_per_worker",
                 "data.num_samples", "data.val_samples", "data.image_size", "agent.hidden",
-                "agent.num_epochs", "agent.minibatch_size", "selection.lead_clusters"):
+                "agent.num_epochs", "agent.minibatch_size", "selection.lead_clusters", "agent.panel_size",
+                "agent.update_every", "agent.send_every"):
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value < 1:

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 NEVER = -1  # last_epoch_seen of a sample not trained on yet
 
-FLOAT_COLUMNS = ("weight", "loss", "entropy", "difficulty", "uncertainty", "reward", "idu")  # idu: LEAD's utility
+# idu: LEAD's utility; agreement: EMA of the given label's probability (signals.label_agreement)
+FLOAT_COLUMNS = ("weight", "loss", "entropy", "difficulty", "uncertainty", "reward", "idu", "agreement")
 INT_COLUMNS = ("times_selected", "last_epoch_seen")
 COLUMNS = ("id", "label", "source") + FLOAT_COLUMNS + INT_COLUMNS
 TRUTH_PREFIX = "is_"  # optional ground-truth columns (is_noisy, ...), known to benchmarks only

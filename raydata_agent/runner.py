@@ -160,7 +160,7 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
 
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.to_dict(), "store": store, "tracker": tracker},
+        train_loop_config={"config": cfg.to_dict(), "store": store, "tracker": tracker, "agent": agent},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # Ray Train logs every report at INFO; the driver prints one line per epoch instead.

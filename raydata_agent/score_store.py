@@ -17,7 +17,7 @@ import pyarrow as pa
 from raydata_agent.config import Config, from_dict
 from raydata_agent.pool import NEVER, SamplePool
 from raydata_agent.selectors import Selection, build_selector
-from raydata_agent.signals import idu, minmax
+from raydata_agent.signals import idu, label_agreement, minmax
 from raydata_agent.tracking import Tracker
 
 WEIGHT_BINS = 100
@@ -83,23 +83,28 @@ class ScoreStore:
 
     def record(self, epoch: int, ids: np.ndarray, loss: np.ndarray, entropy: np.ndarray,
                uncertainty: np.ndarray, difficulty: np.ndarray, score: np.ndarray | None, adaptive_w: float,
-               features: np.ndarray | None = None, predicted_change: np.ndarray | None = None) -> None:
+               features: np.ndarray | None = None, predicted_change: np.ndarray | None = None,
+               acted: dict | None = None) -> None:
         """One training batch's signals (vectorised: one call per batch, not per sample).
 
         `score` is the reward variant's value; the selector turns it into the stored reward
         (action * score for the Data Agent, the score itself otherwise). A history variant
-        (score None) is scored here, where each sample's previous IDU lives.
+        (score None) is scored here, where each sample's previous IDU lives. `acted`: the Data
+        Agent's worker-side actions; each becomes its sample's selection weight in the pool.
         """
         ids = np.asarray(ids, np.int64)
         loss = np.asarray(loss, np.float32)
         change = np.zeros_like(loss) if predicted_change is None else np.asarray(predicted_change, np.float32)
-        previous = np.where(self.pool.last_epoch_seen[ids] != NEVER, self.pool.idu[ids], loss)  # O(batch), not O(N)
+        seen = self.pool.last_epoch_seen[ids] != NEVER
+        previous = np.where(seen, self.pool.idu[ids], loss)  # O(batch), not O(N)
         utility = idu(previous, loss, change, self.cfg.reward.idu_smoothing)
         if score is None:
             score = minmax(utility)
-        reward = np.asarray(self.selector.observe(epoch, ids, features, score), np.float32)
+        reward = np.asarray(self.selector.observe(epoch, ids, features, score, acted), np.float32)
+        agreement = label_agreement(self.pool.agreement[ids], loss, seen, self.cfg.agent.agreement_decay)
+        extra = {} if acted is None else {"weight": acted["action"]}
         self.pool.update(ids, epoch=epoch, loss=loss, entropy=entropy, uncertainty=uncertainty,
-                         difficulty=difficulty, reward=reward, idu=utility)
+                         difficulty=difficulty, reward=reward, idu=utility, agreement=agreement, **extra)
         n = len(ids)
         self.epoch_passes += n
         self.reward_sum += float(np.sum(reward))
@@ -140,8 +145,10 @@ class ScoreStore:
             "selection_time_s": self.select_time + update_time,
             **selector_metrics,
         }
-        if "agent_time_s" in row and metrics.get("train_time_s"):
-            row["agent_overhead"] = row["agent_time_s"] / metrics["train_time_s"]  # agent time per training second
+        if "agent_act_time_s" in row:  # worker acting (this epoch) + learner (its last reported epoch)
+            row["agent_time_s"] = row["agent_act_time_s"] + row.get("agent_learner_time_s", 0.0)
+            if metrics.get("train_time_s"):
+                row["agent_overhead"] = row["agent_time_s"] / metrics["train_time_s"]  # agent time per training second
         selection_epochs = [h for h in self.history + [row] if not h["full_epoch"]]
         if selection_epochs:
             row["selection_cost_fraction"] = float(np.mean([h["selected_fraction"] for h in selection_epochs]))

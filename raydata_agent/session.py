@@ -76,13 +76,15 @@ class SelectionSession:
         self.progress = progress  # print one line per epoch (rank 0)
         self._closed_history: list[dict] | None = None
         self.remote = hasattr(store.plan, "remote")  # a Ray actor handle, not an in-process ScoreStore
+        self.acting = None  # the Data Agent's acting copy in this process (agent/acting.py), made at the first record
         self._reset()
 
     def _reset(self) -> None:
         self.epoch: int | None = None  # the open epoch
         self.ids = np.zeros(0, np.int64)  # this rank's share of the open epoch, in training order
         self.weights = np.zeros(0, np.float32)
-        self._sorted_ids = self._sorted_weights = None
+        self._sorted_ids = self._sorted_weights = self._sorted_context = None
+        self._baseline = None
         self._pending: list = []
         self._last_epoch = -1
         self._epoch_start = 0.0
@@ -94,10 +96,12 @@ class SelectionSession:
         if not self.remote:
             raise TypeError("an in-process selection session cannot be sent to other processes; "
                             "start it with start_session(..., use_ray=True) for Ray Train workers")
-        return {"store": self.store, "cfg": self.cfg.to_dict(), "tracker": self.tracker, "progress": self.progress}
+        return {"store": self.store, "cfg": self.cfg.to_dict(), "tracker": self.tracker, "progress": self.progress,
+                "agent": self.agent}
 
     def __setstate__(self, state):
-        self.__init__(state["store"], from_dict(state["cfg"]), tracker=state["tracker"], progress=state["progress"])
+        self.__init__(state["store"], from_dict(state["cfg"]), tracker=state["tracker"], agent=state["agent"],
+                      progress=state["progress"])
 
     # --- store calls: in process, or on the actor ---------------------------------------------
     def _call(self, method: str, *args):
@@ -139,6 +143,9 @@ class SelectionSession:
                                        seed=self.cfg.train.seed * 1000 + epoch)
         order = np.argsort(selection.ids, kind="stable")
         self._sorted_ids, self._sorted_weights = selection.ids[order], selection.loss_weights[order]
+        # The Data Agent's per-sample history (looked up by id, like the loss weights) and reward baseline.
+        self._sorted_context = None if selection.context is None else selection.context[order]
+        self._baseline = selection.baseline
         self.epoch, self._last_epoch = epoch, epoch
         self._planned_total = len(selection.ids)
         self._epoch_start = time.perf_counter()
@@ -167,6 +174,11 @@ class SelectionSession:
     # --- 2. loss weights ----------------------------------------------------------------------
     def loss_weights(self, ids) -> torch.Tensor:
         """Each sample's multiplier in the loss this epoch (1/rho, InfoBatch's 1/(1-r), or 1)."""
+        weights, _ = self._lookup(ids)
+        return weights.to(ids.device) if isinstance(ids, torch.Tensor) else weights
+
+    def _lookup(self, ids) -> tuple[torch.Tensor, np.ndarray]:
+        """Loss weights of `ids`, and their rows in this epoch's sorted selection."""
         if self.epoch is None:
             raise RuntimeError("no epoch is planned: iterate the session's sampler or call plan_epoch() first")
         keys = _as_numpy_ids(ids)
@@ -176,8 +188,7 @@ class SelectionSession:
             missing = keys[self._sorted_ids[pos] != keys][:5] if len(self._sorted_ids) else keys[:5]
             raise KeyError(f"sample ids {missing.tolist()} are not in epoch {self.epoch}'s selection; "
                            f"feed the loop from session.sampler() (or plan_epoch())")
-        weights = torch.from_numpy(self._sorted_weights[pos])
-        return weights.to(ids.device) if isinstance(ids, torch.Tensor) else weights
+        return torch.from_numpy(self._sorted_weights[pos]), pos
 
     # --- 3. record ----------------------------------------------------------------------------
     def record(self, ids, loss: torch.Tensor, *, probs: torch.Tensor | None = None,
@@ -204,7 +215,8 @@ class SelectionSession:
             raise NonFiniteLossError(
                 f"non-finite loss at epoch {self.epoch}, step {self._steps} for sample ids {bad[:10].tolist()}; "
                 f"checkpoints and pool snapshots of earlier epochs are kept")
-        weights = self.loss_weights(np_ids).to(loss.device)
+        weights, pos = self._lookup(np_ids)
+        weights = weights.to(loss.device)
         weighted = (loss * weights).mean()
         if logits is not None and probs is None:
             probs = logits.detach().float().softmax(-1)
@@ -216,16 +228,35 @@ class SelectionSession:
             if lr is None:
                 raise ValueError("record(grad_norm=...) needs lr= (LEAD's predicted loss change uses the step size)")
             change = _numpy(predicted_loss_change(grad_norm, loss, weights, lr, world))
-        self._send(np_ids, sig, features if self.needs_features else None, change)
+        acted = None
+        if self.agent is not None and self.needs_features:  # act here, where the features are
+            acted = self._act(np_ids, sig, features, pos)
+        self._send(np_ids, sig, change, acted)
         self._loss_sum += float(weighted.detach())
         self._steps += 1
         self._passes += len(np_ids)
         return weighted
 
-    def _send(self, ids: np.ndarray, sig, features: torch.Tensor | None, change: np.ndarray | None) -> None:
-        """The single place where a batch's signals leave the training process."""
+    def _act(self, ids: np.ndarray, sig, features: torch.Tensor | None, pos: np.ndarray) -> dict:
+        """The Data Agent's actions for this batch, from the acting copy of its policy (agent/acting.py).
+        Only the actions and reward targets go to the store; a bounded panel of transitions goes to
+        the learner."""
+        if features is None:
+            raise ValueError("selection.selector=data_agent acts on each sample's features: pass "
+                             "record(..., features=[B, d] pooled features)")
+        if self.acting is None:
+            from raydata_agent.agent.acting import WorkerActing
+
+            rank, _ = rank_and_world()
+            self.acting = WorkerActing(self.cfg.agent, self.agent, int(self._call("num_samples")),
+                                       seed=self.cfg.train.seed * 100 + rank, device=str(features.device))
+        return self.acting.act(self.epoch, ids, features, _numpy(sig.loss), _numpy(sig.difficulty),
+                               _numpy(sig.uncertainty), _numpy(sig.score), self._sorted_context[pos], self._baseline)
+
+    def _send(self, ids: np.ndarray, sig, change: np.ndarray | None, acted: dict | None) -> None:
+        """The single place where a batch's signals leave the training process (features never do)."""
         args = (self.epoch, ids, _numpy(sig.loss), _numpy(sig.entropy), _numpy(sig.uncertainty),
-                _numpy(sig.difficulty), _numpy(sig.score), sig.weight, _numpy(features), change)
+                _numpy(sig.difficulty), _numpy(sig.score), sig.weight, None, change, acted)
         if not self.remote:
             self.store.record(*args)
             return
@@ -262,6 +293,9 @@ class SelectionSession:
         epoch = self.epoch
         metrics = {"train_loss": self.train_loss, "train_time_s": time.perf_counter() - self._epoch_start,
                    **(metrics or {})}
+        if self.acting is not None:
+            self.acting.send(epoch)  # the epoch's last panel transitions
+            metrics["agent_act_time_s"] = self.acting.take_busy()
         self.flush()
         rank, world = rank_and_world()
         distributed = world > 1

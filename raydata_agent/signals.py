@@ -110,6 +110,17 @@ def idu(previous: np.ndarray, loss: np.ndarray, predicted_change: np.ndarray, sm
     return (1.0 - smoothing) * loss + predicted_change + smoothing * previous
 
 
+def label_agreement(previous: np.ndarray, loss: np.ndarray, seen: np.ndarray, decay: float) -> np.ndarray:
+    """EMA of the given label's probability over a sample's visits: `a <- d a + (1 - d) exp(-loss)`.
+
+    For cross-entropy exp(-loss) is exactly p(given label); elsewhere it is a [0, 1] proxy of fit.
+    A flipped label stays improbable visit after visit, while a hard clean sample climbs: this is the
+    label-noise signal the agent sees and is rewarded by, with no external model.
+    """
+    p_label = np.exp(-np.asarray(loss, np.float32))
+    return np.where(seen, decay * np.asarray(previous, np.float32) + (1.0 - decay) * p_label, p_label)
+
+
 @dataclass
 class BatchSignals:
     loss: torch.Tensor

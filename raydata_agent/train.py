@@ -82,7 +82,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     start_epoch = restore(model, optimizer, scheduler, cfg)
-    session = SelectionSession(store, cfg)  # the same session a user's own loop talks to
+    # The same session a user's own loop talks to; with the Data Agent it also acts here, next to the features.
+    session = SelectionSession(store, cfg, agent=loop_config.get("agent"))
 
     for epoch in range(start_epoch, cfg.train.epochs):
         epoch_start = time.perf_counter()

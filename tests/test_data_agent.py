@@ -1,66 +1,178 @@
-"""The Data Agent's policy learns, in-process (RLlib's local learner; no Ray cluster needed)."""
+"""The Data Agent, in process (RLlib's local learner; no Ray cluster needed): worker-side acting
+matches the learner, resume keeps the policy, and the agent avoids flipped labels greedy prefers."""
 import numpy as np
 import pytest
 import torch
 
+from raydata_agent.agent.acting import WorkerActing, build_state, in_panel, policy_act, training_reward
 from raydata_agent.agent.data_agent import DataAgent
 from raydata_agent.agent.rl_module import TorchBeta
-from raydata_agent.config import AgentConfig
-from raydata_agent.selectors.data_agent import training_reward
+from raydata_agent.config import AgentConfig, ConfigError, load_config
+from raydata_agent.score_store import ScoreStore
+from raydata_agent.selectors.base import grouped_top_k
+from raydata_agent.signals import batch_signals
 
 N, D = 2000, 16
 
 
-def synthetic():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, D)).astype(np.float32)
-    good = x[:, 0] > 0  # high reward is identifiable from the features
-    score = np.where(good, 1.0, 0.1).astype(np.float32)
-    return rng, x, good, score
-
-
-def train(agent, rng, x, score, epochs, baseline="budget", batch=250):
+def drive(agent, worker, x, score_of, epochs, batch=64, seed=0):
+    """Every sample visited each epoch: act in the worker, learn in the agent."""
+    rng = np.random.default_rng(seed)
+    ctx = np.zeros((batch, 3), np.float32)
     for epoch in range(epochs):
-        for ids in np.array_split(rng.permutation(N), N // batch):
-            actions = agent.act(ids, x[ids])
-            assert actions.shape == (len(ids),) and ((actions > 0) & (actions < 1)).all()
-            agent.observe(ids, x[ids], actions, training_reward(actions, score[ids], 0.5, baseline))
-        metrics = agent.update(final=epoch == epochs - 1)
+        for ids in np.array_split(rng.permutation(len(x)), len(x) // batch):
+            s = score_of(ids)
+            worker.act(epoch, ids, x[ids], np.zeros(len(ids)), s, s, s, ctx[:len(ids)], 0.5)
+        worker.send(epoch)
+        metrics = agent.end_epoch(epoch, final=epoch == epochs - 1)
     return metrics
 
 
-def test_policy_learns_to_weight_high_reward_samples():
-    rng, x, good, score = synthetic()
-    agent = DataAgent(vars(AgentConfig()), N, seed=0)
-    agent.act(np.arange(4), x[:4])
-    assert abs(agent._policy(x)[0].mean.mean() - 0.5) < 0.01, "the first policy has mean 0.5"
-    metrics = train(agent, rng, x, score, epochs=8)  # 7 updates: the first has no successor states yet
-    w = agent.weights()
-    top_half = np.argsort(-w)[: N // 2]
-    assert good[top_half].mean() > 0.8, "top-k by the learned weight keeps mostly high-reward samples"
-    assert w[good].mean() - w[~good].mean() > 0.05
+def features_agent(**overrides):
+    cfg = AgentConfig(**{"state": "features", "reward": "score", "warm_start_passes": 0, **overrides})
+    return cfg, DataAgent(vars(cfg), N, seed=0)
+
+
+@pytest.mark.parametrize("gamma, lr, epochs, gap", [(0.0, 3e-3, 2, 0.3),  # v2: immediate reward
+                                                    (0.99, 3e-4, 4, 0.03)])  # the paper: GAE along visits, slower
+def test_policy_learns_from_worker_transitions(gamma, lr, epochs, gap):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, D)).astype(np.float32)
+    good = x[:, 0] > 0  # high reward is identifiable from the features
+    cfg, agent = features_agent(gamma=gamma, lr=lr)
+    worker = WorkerActing(cfg, agent, N)
+    metrics = drive(agent, worker, x, lambda ids: np.where(good[ids], 1.0, 0.1).astype(np.float32), epochs=epochs)
+    _, logits = agent.act(x)
+    mean = TorchBeta.from_logits(torch.as_tensor(logits)).mean.squeeze(-1).numpy()
+    assert mean[good].mean() - mean[~good].mean() > gap, "high-reward samples get higher weights"
+    assert metrics["agent_weight_version"] >= 2 * epochs, "an update every update_every transitions, not per epoch"
+    assert metrics["agent_weight_lag_max"] <= 1, "a worker acts at most one update behind the learner"
     for key in ("agent_policy_loss", "agent_value_loss", "agent_entropy", "agent_kl"):
         assert np.isfinite(metrics[key]), key
-    assert metrics["agent_kl"] > 0
 
 
-def test_state_round_trip_restores_the_same_policy():
-    rng, x, good, score = synthetic()
-    agent = DataAgent(vars(AgentConfig()), N, seed=0)
-    train(agent, rng, x, score, epochs=2)
-    other = DataAgent(vars(AgentConfig()), N, seed=1)
+def test_worker_copy_acts_like_the_learner_for_the_same_weights():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, D)).astype(np.float32)
+    cfg, agent = features_agent()
+    worker = WorkerActing(cfg, agent, N)
+    drive(agent, worker, x, lambda ids: x[ids, 0].clip(0, None), epochs=1)
+    worker._refresh(D)
+    worker._refresh(D)  # the poll issued by the first call is answered in process
+    assert worker.version == agent.version > 0
+    assert not hasattr(worker.module, "critic"), "the worker's copy is inference-only"
+    torch.manual_seed(7)
+    learner_actions, learner_logits = agent.act(x[:256])
+    torch.manual_seed(7)
+    actions, _, logits = policy_act(worker.module, torch.from_numpy(x[:256]))
+    np.testing.assert_array_equal(actions.numpy(), learner_actions)
+    np.testing.assert_allclose(logits.numpy(), learner_logits, rtol=1e-6)
+
+
+def test_resume_continues_the_same_policy():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, D)).astype(np.float32)
+    cfg, agent = features_agent()
+    drive(agent, WorkerActing(cfg, agent, N), x, lambda ids: x[ids, 1].clip(0, None), epochs=2)
+    other = DataAgent(vars(cfg), N, seed=1)
     other.load_state(agent.state())
-    np.testing.assert_allclose(other.weights(), agent.weights(), atol=1e-6)
-    assert len(other.buffer) == len(agent.buffer)
+    assert other.version == agent.version > 0
+    torch.manual_seed(3)
+    a, la = agent.act(x[:64])
+    torch.manual_seed(3)
+    b, lb = other.act(x[:64])
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(la, lb)
+    fresh = WorkerActing(cfg, other, N)
+    fresh._refresh(D)
+    assert fresh.version == agent.version  # a restarted worker acts with the restored weights
 
 
-def test_unseen_samples_keep_weight_one():
-    agent = DataAgent(vars(AgentConfig()), 10, seed=0)
-    assert (agent.weights() == 1).all()
-    ids = np.array([2, 3])
-    agent.observe(ids, np.ones((2, 4), np.float32), agent.act(ids, np.ones((2, 4), np.float32)), np.ones(2))
-    w = agent.weights()
-    assert (w[[0, 1, 4]] == 1).all() and (w[ids] < 1).all()
+def simulated_labels(n=1500, classes=5, noise=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, classes, n)
+    flipped = rng.random(n) < noise
+    given = np.where(flipped, (true + rng.integers(1, classes, n)) % classes, true)
+    centres = rng.standard_normal((classes, 8)) * 2
+    x = (centres[true] + rng.standard_normal((n, 8))).astype(np.float32)
+    return rng, true, given, flipped, x, rng.random(n) * 3  # hardness
+
+
+def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=()):
+    """A model whose belief in each sample's true class grows with training; a flipped label is
+    contradicted (high loss: greedy's favourite) unless the sample is memorised by training on it."""
+    rng, true, given, flipped, x, hardness = simulated_labels()
+    n, classes = len(true), 5
+    cfg = load_config(None, [f"selection.selector={selector}", f"selection.ratio={ratio}",
+                             f"train.epochs={epochs}", "train.batch_size=50",
+                             "selection.max_staleness=8", *overrides])  # no forced revisit in 8 epochs
+    agent = DataAgent(vars(cfg.agent), n, seed=0) if selector == "data_agent" else None
+    store = ScoreStore(cfg.to_dict(), given, None, classes, None, str(tmp_path / selector), agent=agent)
+    worker = WorkerActing(cfg.agent, agent, n) if agent is not None else None
+    memorised = np.zeros(n)
+    flipped_rate = []
+    for epoch in range(epochs):
+        plan = store.plan(epoch)
+        if not plan.full:
+            flipped_rate.append(flipped[plan.ids].mean())
+        order = rng.permutation(len(plan.ids))
+        for start in range(0, len(order), 50):
+            rows = order[start:start + 50]
+            ids = plan.ids[rows]
+            p_true = 1 / (1 + np.exp(hardness[ids] - 0.6 * epoch))
+            probs = np.full((len(ids), classes), 0.0)
+            probs[np.arange(len(ids)), true[ids]] = p_true
+            p_given = np.where(flipped[ids], np.minimum(0.02 + 0.1 * memorised[ids], 0.9) * (1 - p_true), p_true)
+            probs[np.arange(len(ids)), given[ids]] = p_given
+            rest = (1 - probs.sum(1)) / (classes - 2 + (~flipped[ids]))
+            probs = np.where(probs == 0, rest[:, None], probs)
+            probs /= probs.sum(1, keepdims=True)
+            loss = -np.log(probs[np.arange(len(ids)), given[ids]])
+            sig = batch_signals(torch.as_tensor(loss), torch.as_tensor(probs))
+            score = sig.score.numpy()
+            acted = None
+            if worker is not None:
+                acted = worker.act(epoch, ids, x[ids], loss, sig.difficulty.numpy(), sig.uncertainty.numpy(),
+                                   score, plan.context[rows], plan.baseline)
+            store.record(epoch, ids, loss, sig.entropy.numpy(), sig.uncertainty.numpy(), sig.difficulty.numpy(),
+                         score, sig.weight, None, None, acted)
+            memorised[ids] += 1
+        if worker is not None:
+            worker.send(epoch)
+        store.finish_epoch(epoch, {"train_time_s": 1.0, "val_metric": 0.0})
+    return float(np.mean(flipped_rate[1:])), store  # after the first selection epoch
+
+
+def test_agent_avoids_flipped_labels_that_greedy_prefers(tmp_path):
+    greedy, _ = run_simulation("greedy", tmp_path)
+    agent, store = run_simulation("data_agent", tmp_path)
+    assert greedy > 0.4, "greedy's high-loss preference picks the flipped labels (30% of the pool)"
+    assert agent < 0.15 and agent < greedy - 0.3, (agent, greedy)
+    assert store.history[-1]["agent_weight_version"] > 16, "the policy kept learning after the warm start"
+
+
+def test_state_holds_what_greedy_knows():
+    feats = np.array([[3.0, 4.0]], np.float32)
+    ctx = np.array([[0.2, 0.5, 1.0]], np.float32)
+    obs = build_state(feats, np.array([1.0]), np.array([0.7]), np.array([0.3]), ctx, "full")
+    np.testing.assert_allclose(obs[0, :2], [0.6, 0.8], rtol=1e-5)  # unit-length features
+    np.testing.assert_allclose(obs[0, 2:], [0.7, 0.3, np.log(2), np.exp(-1), 0.2, 0.5, 1.0], rtol=1e-5)
+    assert build_state(feats, np.ones(1), np.ones(1), np.ones(1), ctx, "features").shape == (1, 2)
+
+
+def test_panel_is_a_fixed_bounded_subset():
+    ids = np.arange(100_000)
+    panel = in_panel(ids, 0.1)
+    assert 0.09 < panel.mean() < 0.11
+    np.testing.assert_array_equal(in_panel(ids[::-1], 0.1), panel[::-1])  # by id, not by position
+
+
+def test_grouped_top_k_gives_each_class_its_share():
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    key = np.where(labels == 0, 10.0, 0.0) + np.arange(100) * 1e-3  # class 0 looks best everywhere
+    chosen = grouped_top_k(key, 10, labels)
+    assert np.bincount(labels[chosen], minlength=3).tolist() == [5, 3, 2]
+    assert len(np.unique(chosen)) == 10
 
 
 def test_beta_logp_is_per_sample():
@@ -74,28 +186,16 @@ def test_beta_logp_is_per_sample():
     torch.testing.assert_close(dist.mean, dist.alpha / (dist.alpha + dist.beta))
 
 
-@pytest.mark.parametrize("baseline", ["budget", "none"])
-def test_training_reward(baseline):
-    a = np.array([0.5, 0.5, 0.5, 0.5], np.float32)
-    s = np.array([0.0, 0.2, 0.8, 1.0], np.float32)
-    r = training_reward(a, s, 0.5, baseline)
-    if baseline == "none":
-        np.testing.assert_allclose(r, a * s)
-    else:
-        np.testing.assert_allclose(r, a * (s - 0.5))  # median of s
-
-
-def test_observe_records_the_acting_policy_outputs_with_or_without_a_matching_act():
-    _, x, _, score = synthetic()
-    agent = DataAgent(vars(AgentConfig()), N, seed=0)
-    ids = np.arange(8)
-    actions = agent.act(ids, x[ids])
-    agent.observe(ids, x[ids], actions, score[ids])  # reuses act()'s policy outputs
-    other = np.arange(8, 16)
-    agent.observe(other, x[other], np.full(8, 0.5, np.float32), score[other])  # no act: runs the policy
-    recorded = {k: np.concatenate(v) for k, v in agent.buffer.parts.items()}
-    dist, logits, values = agent._policy(x[:16])
-    expected_logp = dist.logp(torch.as_tensor(recorded["actions"])).numpy()
-    np.testing.assert_allclose(recorded["dist_inputs"], logits.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(recorded["values"], values.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(recorded["logp"], expected_logp, rtol=1e-5)
+def test_training_reward_and_presets():
+    a = np.array([0.5, 0.5], np.float32)
+    t = np.array([0.2, 0.8], np.float32)
+    np.testing.assert_allclose(training_reward(a, t, None), a * t)  # the paper's r = a * score
+    np.testing.assert_allclose(training_reward(a, t, 0.5), a * (t - 0.5))
+    paper = load_config(None, ["selection.selector=data_agent", "agent.preset=paper"]).agent
+    assert (paper.reward, paper.state, paper.reward_baseline, paper.gamma, paper.warm_start_passes) == \
+        ("score", "features", "none", 0.99, 0)
+    assert load_config(None, ["agent.preset=paper", "agent.gamma=0.5"]).agent.gamma == 0.5  # explicit wins
+    with pytest.raises(ConfigError, match="agent.preset"):
+        load_config(None, ["agent.preset=nope"])
+    with pytest.raises(ConfigError, match="reward.variant=idu"):
+        load_config(None, ["selection.selector=data_agent", "reward.variant=idu"])

@@ -1,11 +1,12 @@
-"""`DataAgent`: the Ray actor that owns the selection policy and learns it with RLlib's PPO.
+"""`DataAgent`: the Ray actor that learns the selection policy with RLlib's PPO (the Learner half).
 
 The policy is an RLModule trained by RLlib's PPO Learner through a LearnerGroup built from a
-PPOConfig; there is no environment and no EnvRunner. The training run is the environment: the
-score store hands us each batch's features (state), we answer with Beta actions (selection
-weights), and the rewards come back with the same batch. Advantages come from our own per-sample
-GAE (trajectories.py), so the batch we give the Learner already holds them: RLlib's GAE connector
-works on episodes, which we do not have, and is left out of the learner pipeline.
+PPOConfig; there is no environment and no EnvRunner. The training workers act in its place
+(agent/acting.py): each holds an inference-only copy of the module, polls `publish` for newer
+weights, and sends a bounded panel of transitions to `observe`. A PPO update runs here as soon as
+`update_every` transitions have arrived, while training goes on: never on an epoch's critical path.
+Advantages come from our own per-sample GAE (trajectories.py), so the batch we give the Learner
+already holds them: RLlib's GAE connector works on episodes, which we do not have, and is left out.
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import time
 import numpy as np
 import torch
 
-from raydata_agent.agent.trajectories import TrajectoryBuffer
+from raydata_agent.agent.acting import MODULE_ID, observation_space, policy_act
+from raydata_agent.agent.trajectories import TrajectoryBuffer, TrainBatch
 from raydata_agent.config import AgentConfig
-
-MODULE_ID = "default_policy"  # ray.rllib.core.DEFAULT_MODULE_ID
 
 
 class RunningStd:
@@ -42,14 +42,14 @@ class RunningStd:
         return float(np.sqrt(self.m2 / self.count)) if self.count > 1 else 1.0
 
 
-def build_learner_group(cfg: AgentConfig, feature_dim: int, seed: int):
+def build_learner_group(cfg: AgentConfig, obs_size: int, seed: int):
     import gymnasium as gym
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from raydata_agent.agent.rl_module import DataAgentModule
 
-    obs_space = gym.spaces.Box(-np.inf, np.inf, (feature_dim,), np.float32)  # 1-D: the default catalog's kind
+    obs_space = observation_space(obs_size)
     act_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
     config = (
         PPOConfig()
@@ -69,7 +69,8 @@ def build_learner_group(cfg: AgentConfig, feature_dim: int, seed: int):
 
 
 class DataAgent:
-    """act / observe / update / state / load_state, called by the score store (one caller, in order)."""
+    """publish / observe / end_epoch / act / state / load_state. Workers call publish and observe
+    (any order across workers); the score store calls end_epoch and state."""
 
     def __init__(self, config: dict, num_samples: int, seed: int = 0):
         self.cfg = AgentConfig(**config)
@@ -77,89 +78,122 @@ class DataAgent:
         self.seed = seed
         torch.manual_seed(seed)
         torch.set_num_threads(1)  # a small MLP: one thread leaves the cores to training
-        self.learner_group = None  # built at the first batch, when the feature size is known
+        self.learner_group = None  # built at the first publish, when the observation size is known
+        self.obs_size: int | None = None
         # Import RLlib now, while the training workers start, rather than stalling the first batch.
         import ray.rllib.algorithms.ppo  # noqa: F401
-        self.features: np.ndarray | None = None  # latest state of every sample: [N, d]
-        self.seen = np.zeros(num_samples, bool)
+        self.version = 0  # weight version: +1 per PPO update
+        self.published: tuple[int, dict] | None = None
         self.buffer = TrajectoryBuffer()
-        self.last_act = None  # (ids, action-dist inputs, values) of the latest act(), reused by observe()
+        self.warm: list[tuple] = []  # the first epoch's panel transitions, for the warm start
         self.reward_std = RunningStd()
-        self.updates = 0
-        self.busy_s = 0.0  # time spent in act / observe / update / weights since the last update
+        self._reset_metrics()
 
-    # --- the policy --------------------------------------------------------------------------
-    def _ensure_built(self, feature_dim: int) -> None:
+    def _reset_metrics(self) -> None:
+        self.busy_s = 0.0
+        self.received = 0
+        self.dropped = 0
+        self.max_lag = 0  # weight versions between the acting copy and this learner, at arrival
+        self.last_update: dict[str, float] = {}
+
+    def _ensure_built(self, obs_size: int) -> None:
         if self.learner_group is None:
-            self.learner_group = build_learner_group(self.cfg, feature_dim, self.seed)
-            self.features = np.zeros((self.num_samples, feature_dim), np.float32)
+            self.learner_group = build_learner_group(self.cfg, obs_size, self.seed)
+            self.obs_size = obs_size
+        elif obs_size != self.obs_size:
+            raise ValueError(f"the agent was built for {self.obs_size}-d states, a worker sent {obs_size}-d")
 
     @property
     def module(self):
         return self.learner_group._learner.module[MODULE_ID]  # the local learner's live module
 
-    @torch.no_grad()
-    def _policy(self, features: np.ndarray):
+    # --- the EnvRunner-facing side -------------------------------------------------------------
+    def publish(self, known_version: int, obs_size: int):
+        """The inference-only weights, if newer than `known_version` (else None): (version, state)."""
+        self._ensure_built(obs_size)
+        if known_version == self.version:
+            return None
+        if self.published is None or self.published[0] != self.version:
+            self.published = (self.version, self.module.get_state(inference_only=True))
+        return self.published
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Actions and distribution inputs of the learner's own module (what a synced copy must match)."""
+        self._ensure_built(obs.shape[1])
+        actions, _, logits = policy_act(self.module, torch.as_tensor(np.asarray(obs, np.float32)))
+        return actions.numpy(), logits.numpy()
+
+    def observe(self, epoch: int, ids, obs, actions, logp, dist_inputs, rewards, version: int = 0,
+                dropped: int = 0) -> None:
+        """A worker's panel transitions. Values come from the learner's critic (the copies have none)."""
         from ray.rllib.core.columns import Columns
 
-        from raydata_agent.agent.rl_module import TorchBeta
-
-        obs = {Columns.OBS: torch.from_numpy(np.array(features, np.float32))}  # a writable copy
-        logits = self.module.forward_exploration(obs)[Columns.ACTION_DIST_INPUTS]
-        return TorchBeta.from_logits(logits), logits, self.module.compute_values(obs)
-
-    def act(self, ids: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """Sample a selection weight in (0, 1) for each sample from its features."""
         start = time.perf_counter()
-        self._ensure_built(features.shape[1])
-        dist, logits, values = self._policy(features)
-        actions = dist.sample().squeeze(-1).numpy().astype(np.float32)
-        self.last_act = (np.array(ids, np.int64), logits, values)
-        self.busy_s += time.perf_counter() - start
-        return actions
-
-    def observe(self, ids: np.ndarray, features: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        """Record one transition per sample. No update runs between act and observe, so the
-        policy outputs of the act() on these ids are those of the policy that acted: reuse them."""
-        from raydata_agent.agent.rl_module import TorchBeta
-
-        start = time.perf_counter()
-        self._ensure_built(features.shape[1])
-        if self.last_act is not None and np.array_equal(self.last_act[0], ids):
-            _, logits, values = self.last_act
-            dist = TorchBeta.from_logits(logits)
-        else:  # observe without a matching act (e.g. actions chosen elsewhere): run the policy
-            dist, logits, values = self._policy(features)
-        self.last_act = None
-        act = torch.as_tensor(actions, dtype=torch.float32).unsqueeze(-1)
+        obs = np.asarray(obs, np.float32)
+        self._ensure_built(obs.shape[1])
+        with torch.no_grad():
+            values = self.module.compute_values({Columns.OBS: torch.from_numpy(obs)}).numpy()
         rewards = np.asarray(rewards, np.float32)
         if self.cfg.reward_scale == "per_sample":
             self.reward_std.update(rewards)  # the spread of per-sample rewards, not of batch means
             rewards = rewards / max(self.reward_std.std, 1e-8)
-        self.buffer.add(np.asarray(ids, np.int64), features.astype(np.float32), act.numpy(),
-                        dist.logp(act).numpy(), logits.numpy(), values.numpy(), rewards)
-        self.features[ids] = features
-        self.seen[ids] = True
+        row = (np.asarray(ids, np.int64), obs, np.asarray(actions, np.float32)[:, None],
+               np.asarray(logp, np.float32), np.asarray(dist_inputs, np.float32), values, rewards)
+        self.buffer.add(*row)
+        if epoch == 0 and self.cfg.warm_start_passes:
+            self.warm.append(row)
+        self.received += len(row[0])
+        self.dropped += dropped
+        self.max_lag = max(self.max_lag, self.version - version)
+        if len(self.buffer) >= self.cfg.update_every:
+            self._update(final=self.cfg.gamma == 0.0)  # gamma 0: every reward is complete on arrival
         self.busy_s += time.perf_counter() - start
 
-    def weights(self) -> np.ndarray:
-        """The current policy's mean action for every sample, from its latest features.
+    # --- the score store's side ----------------------------------------------------------------
+    def end_epoch(self, epoch: int, final: bool) -> dict[str, float]:
+        """Close an epoch: the warm start after the first, the last update after the final one.
 
-        The policy generalises across samples, so samples not trained on lately are re-scored too;
-        samples never seen keep weight 1 and are selected first.
+        Returns the metrics since the previous call. The store does not wait for this (off the
+        critical path): it logs what the call before returned.
         """
         start = time.perf_counter()
-        out = np.ones(self.num_samples, np.float32)
-        if self.learner_group is not None and self.seen.any():
-            idx = np.flatnonzero(self.seen)
-            for chunk in np.array_split(idx, max(1, len(idx) // 65536)):
-                dist, _, _ = self._policy(self.features[chunk])
-                out[chunk] = dist.mean.squeeze(-1).numpy()
+        if epoch == 0 and self.warm and self.learner_group is not None:
+            self._warm_start()
+        if final and self.learner_group is not None:
+            self._update(final=True)
         self.busy_s += time.perf_counter() - start
-        return out
+        metrics = {**self.last_update, "agent_learner_time_s": self.busy_s, "agent_transitions": float(self.received),
+                   "agent_dropped_transitions": float(self.dropped), "agent_weight_lag_max": float(self.max_lag),
+                   "agent_weight_version": float(self.version)}
+        self._reset_metrics()
+        return metrics
 
-    def update(self, final: bool = False) -> dict[str, float]:
-        """One PPO update on every transition whose successor is known (all of them if `final`)."""
+    def _warm_start(self) -> None:
+        """`warm_start_passes` PPO updates on the whole first epoch's panel, each re-evaluating the
+        transitions under the current policy (so PPO's clip does not stop it after one step): the
+        first selection epoch then acts with a policy fitted to a full epoch of rewards."""
+        ids, obs, actions, _, _, _, rewards = (np.concatenate(p) for p in zip(*self.warm))
+        self.warm = []
+        from ray.rllib.core.columns import Columns
+
+        for _ in range(self.cfg.warm_start_passes):
+            with torch.no_grad():
+                obs_t = {Columns.OBS: torch.from_numpy(obs)}
+                logits = self.module.forward_train(obs_t)[Columns.ACTION_DIST_INPUTS]
+                values = self.module.compute_values(obs_t).numpy()
+            from raydata_agent.agent.rl_module import TorchBeta
+
+            logp = TorchBeta.from_logits(logits).logp(torch.from_numpy(actions)).numpy()
+            adv = rewards - values  # one step: the reward is immediate
+            self._ppo(TrainBatch(ids, obs, actions, logp, logits.numpy(), adv, rewards), num_epochs=1)
+
+    def _update(self, final: bool) -> None:
+        batch = self.buffer.take(self.cfg.gamma, self.cfg.gae_lambda, final)
+        if batch is not None and len(batch) > 1:
+            self._ppo(batch, self.cfg.num_epochs)
+
+    def _ppo(self, batch: TrainBatch, num_epochs: int) -> None:
+        """One RLlib PPO Learner update; the weight version moves on."""
         from ray.rllib.core.columns import Columns
         from ray.rllib.evaluation.postprocessing import Postprocessing
         from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -168,60 +202,54 @@ class DataAgent:
         from raydata_agent.agent.rl_module import TorchBeta
 
         start = time.perf_counter()
-        batch = self.buffer.take(self.cfg.gamma, self.cfg.gae_lambda, final)
-        metrics: dict[str, float] = {}
-        if batch is not None and len(batch) > 1:
-            adv = batch.advantages
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # per-sample advantages, normalised
-            sample_batch = SampleBatch({
-                Columns.OBS: batch.obs, Columns.ACTIONS: batch.actions.astype(np.float32),
-                Columns.ACTION_LOGP: batch.logp.astype(np.float32),
-                Columns.ACTION_DIST_INPUTS: batch.dist_inputs.astype(np.float32),
-                Postprocessing.ADVANTAGES: adv.astype(np.float32),
-                Postprocessing.VALUE_TARGETS: batch.value_targets.astype(np.float32),
-            })
-            self.updates += 1
-            # LearnerGroup.update does not read num_epochs / minibatch_size from the config: pass them.
-            results = self.learner_group.update(
-                batch=MultiAgentBatch({MODULE_ID: sample_batch}, env_steps=len(batch)),
-                num_epochs=self.cfg.num_epochs, minibatch_size=min(self.cfg.minibatch_size, len(batch)),
-                shuffle_batch_per_epoch=True, timesteps={"num_env_steps_sampled_lifetime": self.updates})
-            stats = MetricsLogger.peek_results(results[0] if isinstance(results, list) else results)[MODULE_ID]
-            new_dist, _, _ = self._policy(batch.obs)
-            old_dist = TorchBeta.from_logits(torch.as_tensor(batch.dist_inputs))
-            metrics = {
-                "agent_policy_loss": float(stats["policy_loss"]),
-                "agent_value_loss": float(stats["vf_loss"]),
-                "agent_entropy": float(new_dist.entropy().mean()),
-                "agent_kl": float(old_dist.kl(new_dist).mean()),  # KL(old || new) over the whole batch
-                "agent_vf_explained_var": float(stats["vf_explained_var"]),
-                "agent_transitions": float(len(batch)),
-                "agent_advantage_std": float(batch.advantages.std()),
-            }
-        metrics["agent_update_time_s"] = time.perf_counter() - start
-        self.busy_s += metrics["agent_update_time_s"]
-        metrics["agent_time_s"] = self.busy_s
-        self.busy_s = 0.0
-        return metrics
+        adv = batch.advantages
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # per-sample advantages, normalised
+        sample_batch = SampleBatch({
+            Columns.OBS: batch.obs, Columns.ACTIONS: batch.actions.astype(np.float32),
+            Columns.ACTION_LOGP: batch.logp.astype(np.float32),
+            Columns.ACTION_DIST_INPUTS: batch.dist_inputs.astype(np.float32),
+            Postprocessing.ADVANTAGES: adv.astype(np.float32),
+            Postprocessing.VALUE_TARGETS: batch.value_targets.astype(np.float32),
+        })
+        self.version += 1
+        # LearnerGroup.update does not read num_epochs / minibatch_size from the config: pass them.
+        results = self.learner_group.update(
+            batch=MultiAgentBatch({MODULE_ID: sample_batch}, env_steps=len(batch)),
+            num_epochs=num_epochs, minibatch_size=min(self.cfg.minibatch_size, len(batch)),
+            shuffle_batch_per_epoch=True, timesteps={"num_env_steps_sampled_lifetime": self.version})
+        stats = MetricsLogger.peek_results(results[0] if isinstance(results, list) else results)[MODULE_ID]
+        with torch.no_grad():
+            new_logits = self.module.forward_train({Columns.OBS: torch.from_numpy(batch.obs)})[Columns.ACTION_DIST_INPUTS]
+        new_dist = TorchBeta.from_logits(new_logits)
+        old_dist = TorchBeta.from_logits(torch.as_tensor(batch.dist_inputs))
+        self.last_update = {
+            "agent_policy_loss": float(stats["policy_loss"]),
+            "agent_value_loss": float(stats["vf_loss"]),
+            "agent_entropy": float(new_dist.entropy().mean()),
+            "agent_kl": float(old_dist.kl(new_dist).mean()),  # KL(acting || updated) over the batch
+            "agent_vf_explained_var": float(stats["vf_explained_var"]),
+            "agent_update_transitions": float(len(batch)),
+            "agent_advantage_std": float(batch.advantages.std()),
+            "agent_update_time_s": time.perf_counter() - start,
+        }
 
     # --- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
         return {
             "learner": None if self.learner_group is None else self.learner_group.get_state(),
-            "feature_dim": None if self.features is None else self.features.shape[1],
-            "features": self.features, "seen": self.seen, "buffer": self.buffer.state_dict(),
-            "reward_std": vars(self.reward_std).copy(), "updates": self.updates,
+            "obs_size": self.obs_size, "version": self.version, "buffer": self.buffer.state_dict(),
+            "warm": self.warm, "reward_std": vars(self.reward_std).copy(),
         }
 
     def load_state(self, state: dict) -> None:
-        if state["feature_dim"] is not None:
-            self._ensure_built(state["feature_dim"])
+        if state["obs_size"] is not None:
+            self._ensure_built(state["obs_size"])
             self.learner_group.set_state(state["learner"])
-            self.features = np.asarray(state["features"], np.float32)
-        self.seen = np.asarray(state["seen"], bool)
+        self.version = state["version"]
+        self.published = None
         self.buffer.load_state_dict(state["buffer"])
+        self.warm = list(state["warm"])
         vars(self.reward_std).update(state["reward_std"])
-        self.updates = state["updates"]
 
 
 def start_agent(cfg, num_samples: int):

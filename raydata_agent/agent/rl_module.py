@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDistribution
-from ray.rllib.core.rl_module.apis import ValueFunctionAPI
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 EPS = 1e-6  # actions are kept inside (0, 1): log-prob at exactly 0 or 1 is -inf
@@ -63,8 +63,13 @@ class TorchBeta(TorchDistribution):
         return TorchDeterministic(loc=self.mean)
 
 
-class DataAgentModule(TorchRLModule, ValueFunctionAPI):
-    """Actor Linear(d,h)-ReLU-Linear(h,h)-ReLU with alpha/beta heads; critic Linear(d,h)-ReLU-Linear(h,h)-ReLU-Linear(h,1)."""
+class DataAgentModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
+    """Actor Linear(d,h)-ReLU-Linear(h,h)-ReLU with alpha/beta heads; critic Linear(d,h)-ReLU-Linear(h,h)-ReLU-Linear(h,1).
+
+    Built with `inference_only=True` (the copy that acts in each training worker, as on an RLlib
+    EnvRunner) it has no critic: `get_state(inference_only=True)` on the learner's module ships only
+    the actor's weights, and the learner computes values itself.
+    """
 
     def setup(self):
         d = int(self.observation_space.shape[0])
@@ -76,7 +81,11 @@ class DataAgentModule(TorchRLModule, ValueFunctionAPI):
         for head in (self.alpha_head, self.beta_head):
             nn.init.orthogonal_(head.weight, gain=float(self.model_config.get("head_gain", 0.01)))
             nn.init.zeros_(head.bias)  # alpha == beta at start: the first policy has mean 0.5
-        self.critic = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1))
+        if not self.inference_only:
+            self.critic = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1))
+
+    def get_non_inference_attributes(self):
+        return ["critic"]
 
     def _forward(self, batch, **kwargs):
         z = self.actor(batch[Columns.OBS])

@@ -25,6 +25,8 @@ class Selection:
     loss_weights: np.ndarray  # float32, aligned with ids: each sample's multiplier in the loss
     full: bool  # True when this epoch trains on all data (warm-up or annealing)
     weights: np.ndarray | None = None  # float32 [N] selection weight of every pool row; None: membership
+    context: np.ndarray | None = None  # float32 [len(ids), c]: per-sample history for acting workers
+    baseline: float | None = None  # the Data Agent's reward baseline (pool-level target quantile)
 
 
 class Selector:
@@ -50,11 +52,16 @@ class Selector:
     def select(self, pool: SamplePool, epoch: int) -> Selection:
         if self.is_full_epoch(epoch):
             ids = pool.ids
-            return Selection(ids, np.ones(len(ids), np.float32), full=True, weights=self.weights(pool, epoch))
-        selection = self.choose(pool, epoch, self.budget)
-        if self.cfg.loss_weighting == "inverse_ratio":
-            selection.loss_weights = np.full(len(selection.ids), 1.0 / self.cfg.ratio, np.float32)
+            selection = Selection(ids, np.ones(len(ids), np.float32), full=True, weights=self.weights(pool, epoch))
+        else:
+            selection = self.choose(pool, epoch, self.budget)
+            if self.cfg.loss_weighting == "inverse_ratio":
+                selection.loss_weights = np.full(len(selection.ids), 1.0 / self.cfg.ratio, np.float32)
+        self.annotate(pool, epoch, selection)
         return selection
+
+    def annotate(self, pool: SamplePool, epoch: int, selection: Selection) -> None:
+        """Add what the workers need besides the ids (the Data Agent's context); nothing by default."""
 
     def choose(self, pool: SamplePool, epoch: int, k: int) -> Selection:
         """Pick k ids for a selection epoch. Selectors override this."""
@@ -64,8 +71,10 @@ class Selector:
         """Per-sample selection weights for weight-driven selectors; None for the others."""
         return None
 
-    def observe(self, epoch: int, ids: np.ndarray, features: np.ndarray | None, score: np.ndarray) -> np.ndarray:
-        """One training batch's signals; returns the reward to store (action * score for an agent)."""
+    def observe(self, epoch: int, ids: np.ndarray, features: np.ndarray | None, score: np.ndarray,
+                acted: dict | None = None) -> np.ndarray:
+        """One training batch's signals; returns the reward to store (action * score for an agent,
+        whose worker-side actions arrive in `acted`)."""
         return score
 
     def update(self, pool: SamplePool, epoch: int) -> dict[str, float]:
@@ -79,12 +88,13 @@ class Selector:
         self.rng.bit_generator.state = state["rng"]
 
     # Helpers shared by the weight-driven selectors.
-    def take_by_weight(self, pool: SamplePool, epoch: int, k: int) -> Selection:
+    def take_by_weight(self, pool: SamplePool, epoch: int, k: int, groups: np.ndarray | None = None) -> Selection:
         """Top-k or proportional (Gumbel top-k) choice by weight, with no sample starved forever.
 
         topk: samples not trained on for `max_staleness` epochs (or never) jump the queue.
         proportional: sampling without replacement in proportion to weight; every weight is floored
         above zero, so every sample keeps a chance.
+        groups (e.g. labels): each group gets its share of k (largest remainder), chosen within it.
         """
         weights = np.asarray(self.weights(pool, epoch), np.float64)
         n = len(weights)
@@ -96,6 +106,23 @@ class Selector:
             stale = (pool.last_epoch_seen == NEVER) | (epoch - pool.last_epoch_seen >= self.cfg.max_staleness)
             span = float(np.ptp(weights)) + 1.0 if n else 1.0
             key = weights + 1e-9 * span * tiebreak + np.where(stale, 2.0 * span + np.abs(weights).max(), 0.0)
-        ids = np.argpartition(-key, k - 1)[:k] if k < n else np.arange(n)
+        ids = top_k(key, k) if groups is None else grouped_top_k(key, k, groups)
         ids = np.sort(ids).astype(np.int64)
         return Selection(ids, np.ones(len(ids), np.float32), full=False, weights=weights.astype(np.float32))
+
+
+def top_k(key: np.ndarray, k: int) -> np.ndarray:
+    return np.argpartition(-key, k - 1)[:k] if k < len(key) else np.arange(len(key))
+
+
+def grouped_top_k(key: np.ndarray, k: int, groups: np.ndarray) -> np.ndarray:
+    """Top-k within each group, the group quotas proportional to group size (largest remainder)."""
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    exact = k * counts / len(key)
+    quota = np.floor(exact).astype(np.int64)
+    quota[np.argsort(-(exact - quota), kind="stable")[: k - quota.sum()]] += 1
+    order = np.argsort(inverse, kind="stable")  # rows grouped, one pass
+    bounds = np.r_[0, np.cumsum(counts)]
+    chosen = [order[bounds[g] + top_k(key[order[bounds[g]:bounds[g + 1]]], int(q))]
+              for g, q in enumerate(quota) if q > 0]
+    return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)

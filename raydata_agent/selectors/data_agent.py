@@ -1,86 +1,86 @@
 """The Data Agent (arXiv 2603.07433): a PPO policy, learned during training, sets each sample's weight.
 
-Every training batch, the sample's pooled features are the state; the policy's Beta action
-a in (0, 1) becomes its selection weight, and the reward is a * score (the composite
-difficulty/uncertainty reward). At each epoch's end the agent takes a PPO step. Selection is
-top-k (or proportional) by the latest action, so the policy co-evolves with the model.
-The policy itself lives in the `DataAgent` Ray actor (raydata_agent/agent/); this selector is the
-pool-side glue: it forwards signals, applies the reward, and times the agent.
+The policy acts in the training workers (agent/acting.py) and learns in the `DataAgent` actor
+(agent/data_agent.py). This selector is the pool-side glue, and never waits for the learner:
+- a sample's selection weight is its latest *sampled* action, kept in the pool's weight column as
+  it arrives, so selection re-scores nothing and the action really decides selection (exploration);
+- each plan ships the selected samples' history (label agreement, staleness) to the workers, for
+  the agent's state, and the pool-level baseline q: the (1 - ratio) quantile of every seen
+  sample's latest reward target;
+- the budget is split across classes (`agent.class_balanced`), so the policy cannot starve a class;
+- after the first (full) epoch, every action so far came from a policy still learning: the first
+  selection takes the reward target's ranking instead (what the warm start fits the policy to).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from raydata_agent.agent.acting import CONTEXT_COLUMNS, call, fetch, is_ready
+from raydata_agent.config import AgentConfig
+from raydata_agent.pool import NEVER
 from raydata_agent.selectors.base import Selector
-
-
-def training_reward(actions: np.ndarray, score: np.ndarray, ratio: float, baseline: str) -> np.ndarray:
-    """The reward PPO learns from.
-
-    "none": the paper's r = a * score. With score >= 0, a = 1 is best for *every* sample, so the
-    policy raises all weights and separates samples only slowly.
-    "budget" (default): r = a * (score - q), q the batch's (1 - ratio) score quantile, so raising a
-    pays off only for samples that belong in the kept fraction.
-    """
-    if baseline == "budget":
-        return actions * (score - np.quantile(score, 1.0 - ratio))
-    return actions * score
 
 
 class DataAgentSelector(Selector):
     name = "data_agent"
-    needs_features = True
+    needs_features = True  # the workers act on them; they never reach the store
 
     def __init__(self, cfg, num_samples, total_epochs, seed=0, agent=None, agent_cfg=None):
         super().__init__(cfg, num_samples, total_epochs, seed)
         if agent is None:
-            raise ValueError("the data_agent selector needs a DataAgent actor handle (see agent.start_agent)")
+            raise ValueError("the data_agent selector needs a DataAgent (see agent.start_agent)")
         self.agent = agent
-        self.reward_baseline = getattr(agent_cfg, "reward_baseline", "budget")
-        self.wait_s = 0.0  # time the score store waited on the agent
+        self.agent_cfg = agent_cfg or AgentConfig()
+        self.target = np.zeros(num_samples, np.float32)  # each sample's latest reward target
+        self.pending_metrics = None  # the end_epoch call of the previous epoch
 
     def weights(self, pool, epoch):
-        import ray  # only the agent needs a cluster: configs and tests of other parts do not
-
-        start = time.perf_counter()
-        weights = ray.get(self.agent.weights.remote())
-        self.wait_s += time.perf_counter() - start
-        return weights
+        return np.where(pool.seen, pool.weight, 1.0).astype(np.float32)
 
     def choose(self, pool, epoch, k):
-        return self.take_by_weight(pool, epoch, k)
+        groups = pool.label if self.agent_cfg.class_balanced else None
+        return self.take_by_weight(pool, epoch, k, groups=groups)
 
-    def observe(self, epoch, ids, features, score):
-        import ray
+    def annotate(self, pool, epoch, selection):
+        """Per selected sample: label agreement, epochs since its last visit (a fraction of the run),
+        seen before; and the pool's (1 - ratio) target quantile, the reward's baseline."""
+        ids = selection.ids
+        last = pool.last_epoch_seen[ids]
+        seen = last != NEVER
+        staleness = np.where(seen, epoch - last, epoch + 1) / max(self.total_epochs, 1)
+        selection.context = np.stack([pool.agreement[ids], staleness, seen], axis=1).astype(np.float32)
+        assert selection.context.shape[1] == len(CONTEXT_COLUMNS)
+        if pool.seen.any():
+            selection.baseline = float(np.quantile(self.target[pool.seen], 1.0 - self.cfg.ratio))
 
-        start = time.perf_counter()
-        score = np.asarray(score, np.float32)
-        actions = ray.get(self.agent.act.remote(ids, features))
-        reward = actions * score  # eq. 6: r = a * (w D + (1 - w) U), what the pool records
-        train_reward = training_reward(actions, score, self.cfg.ratio, self.reward_baseline)
-        self.agent.observe.remote(ids, features, actions, train_reward)  # ordered before the next update()
-        self.wait_s += time.perf_counter() - start
-        return reward
+    def observe(self, epoch, ids, features, score, acted=None):
+        if acted is None:
+            raise ValueError("data_agent records need the worker's actions (acted=...); see agent/acting.py")
+        self.target[ids] = acted["target"]
+        return np.asarray(acted["action"], np.float32) * np.asarray(score, np.float32)  # eq. 6: r = a * score
 
     def update(self, pool, epoch):
-        import ray
-
-        start = time.perf_counter()
-        metrics = ray.get(self.agent.update.remote(final=epoch == self.total_epochs - 1))
-        self.wait_s += time.perf_counter() - start
-        metrics["agent_wait_s"] = self.wait_s
-        self.wait_s = 0.0
+        """Tell the learner the epoch ended; report what its previous answer said, without waiting."""
+        final = epoch == self.total_epochs - 1
+        ref = call(self.agent, "end_epoch", epoch, final)
+        metrics = {}
+        if final:  # nothing is selected after the last epoch: waiting costs no selection
+            metrics = fetch(ref)
+        elif self.pending_metrics is not None and is_ready(self.pending_metrics):
+            metrics = fetch(self.pending_metrics)
+            self.pending_metrics = ref
+        elif self.pending_metrics is None:
+            self.pending_metrics = ref
+        if epoch == 0 and self.agent_cfg.warm_start_passes and pool.seen.any():
+            seen = np.flatnonzero(pool.seen)
+            rank = np.argsort(np.argsort(self.target[seen], kind="stable"), kind="stable")
+            pool.weight[seen] = (rank + 1) / len(seen)  # the target's ranking, in (0, 1]
         return metrics
 
     def state_dict(self):
-        import ray
-
-        return {**super().state_dict(), "agent": ray.get(self.agent.state.remote())}
+        return {**super().state_dict(), "agent": fetch(call(self.agent, "state")), "target": self.target}
 
     def load_state_dict(self, state):
-        import ray
-
         super().load_state_dict(state)
-        ray.get(self.agent.load_state.remote(state["agent"]))
+        fetch(call(self.agent, "load_state", state["agent"]))
+        self.target = np.asarray(state["target"], np.float32)

@@ -1,0 +1,219 @@
+"""The agent's acting half, in the training worker next to the features (DESIGN.md §9).
+
+This is RLlib's EnvRunner/Learner split with the training loop in the EnvRunner's place: each
+worker holds an inference-only copy of the learner's RLModule with a weight version, acts on every
+batch it trains on, and sends the learner (the `DataAgent` actor) only a bounded sample of
+transitions. New weights are polled without blocking (a call in flight is checked with
+`ray.wait(timeout=0)`), so a worker acts with the newest weights it has, at most one update behind
+in steady state, and never waits for a PPO update. No feature matrix crosses the network or is kept
+per sample: the store gets each sample's action (its selection weight) and reward target.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from raydata_agent.config import AgentConfig
+from raydata_agent.signals import label_agreement
+
+MODULE_ID = "default_policy"  # ray.rllib.core.DEFAULT_MODULE_ID
+CONTEXT_COLUMNS = ("agreement", "staleness", "seen")  # per-sample history the plan ships to workers
+STATE_SCALARS = 7  # scalars appended to the normalised features in the "full" state
+MAX_SENDS_IN_FLIGHT = 4  # more than this: a worker drops (and counts) transitions rather than wait
+
+
+# --- calls to the learner: a Ray actor handle, or an in-process DataAgent (tests, benchmarks) -----
+@dataclass
+class Done:
+    """The result of a call made in process: ready at once."""
+
+    value: object
+
+
+def call(target, method: str, *args):
+    fn = getattr(target, method)
+    return fn.remote(*args) if hasattr(fn, "remote") else Done(fn(*args))
+
+
+def is_ready(ref) -> bool:
+    if isinstance(ref, Done):
+        return True
+    import ray
+
+    return bool(ray.wait([ref], timeout=0)[0])
+
+
+def fetch(ref):
+    if isinstance(ref, Done):
+        return ref.value
+    import ray
+
+    return ray.get(ref)
+
+
+# --- the state, the reward target, the panel -------------------------------------------------------
+def obs_dim(feature_dim: int, state: str) -> int:
+    return feature_dim + (STATE_SCALARS if state == "full" else 0)
+
+
+def build_state(features: np.ndarray, loss: np.ndarray, difficulty: np.ndarray, uncertainty: np.ndarray,
+                context: np.ndarray, state: str) -> np.ndarray:
+    """The agent's observation of each sample in a batch.
+
+    "features" (the paper): the pooled features as they come. "full": the features scaled to unit
+    length (their scale drifts as the model trains) plus what greedy knows and more: difficulty,
+    uncertainty, log(1 + loss), p(given label) now, its EMA over earlier visits (label agreement),
+    epochs since the last visit (a fraction of the run), and whether the sample was seen before.
+    """
+    features = np.asarray(features, np.float32)
+    if state == "features":
+        return features
+    unit = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-6)
+    loss = np.asarray(loss, np.float32)
+    seen = context[:, 2] > 0
+    p_label = np.exp(-loss)
+    scalars = np.stack([difficulty, uncertainty, np.log1p(loss), p_label,
+                        np.where(seen, context[:, 0], p_label), context[:, 1], context[:, 2]], axis=1)
+    return np.concatenate([unit, scalars.astype(np.float32)], axis=1)
+
+
+def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg: AgentConfig) -> np.ndarray:
+    """What a high action should pay for. "score": the paper's composite score. "agreement": the
+    score times the label agreement after this visit, so a hard sample pays only while its label
+    stays believable: flipped labels (confidently contradicted, visit after visit) pay little."""
+    score = np.asarray(score, np.float32)
+    if cfg.reward == "score":
+        return score
+    return score * label_agreement(context[:, 0], loss, context[:, 2] > 0, cfg.agreement_decay)
+
+
+def training_reward(actions: np.ndarray, target: np.ndarray, baseline: float | None) -> np.ndarray:
+    """r = a * (target - q): a high action pays only for samples above the kept fraction's cut q
+    (the pool's (1 - ratio) target quantile from the plan). q None: the paper's r = a * target."""
+    if baseline is None:
+        return actions * target
+    return actions * (target - baseline)
+
+
+def in_panel(ids: np.ndarray, fraction: float) -> np.ndarray:
+    """The fixed, hashed subset of samples whose transitions reach the learner.
+
+    The same ids on every worker and every epoch, so each panel sample's whole trajectory arrives
+    (GAE along its visits stays correct) while the learner's memory stays bounded by the panel.
+    """
+    if fraction >= 1.0:
+        return np.ones(len(ids), bool)
+    hashed = (np.asarray(ids, np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+    return hashed < np.uint64(int(fraction * 2**32))
+
+
+# --- acting -------------------------------------------------------------------------------------
+def build_module(obs_size: int, hidden: int, inference_only: bool):
+    import gymnasium as gym
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from raydata_agent.agent.rl_module import DataAgentModule
+
+    return RLModuleSpec(module_class=DataAgentModule, observation_space=observation_space(obs_size),
+                        action_space=gym.spaces.Box(0.0, 1.0, (1,), np.float32), inference_only=inference_only,
+                        model_config={"hidden": hidden}).build()
+
+
+def observation_space(obs_size: int):
+    import gymnasium as gym
+
+    return gym.spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)  # 1-D: the default catalog's kind
+
+
+@torch.no_grad()
+def policy_act(module, obs: torch.Tensor):
+    """Sample Beta actions from a module (learner's or inference copy): actions, logp, dist inputs."""
+    from ray.rllib.core.columns import Columns
+
+    from raydata_agent.agent.rl_module import TorchBeta
+
+    logits = module.forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+    dist = TorchBeta.from_logits(logits)
+    actions = dist.sample()
+    return actions.squeeze(-1), dist.logp(actions), logits
+
+
+class WorkerActing:
+    """One training worker's acting copy of the policy; `act` is called on every trained batch."""
+
+    def __init__(self, cfg: AgentConfig, learner, num_samples: int, seed: int = 0, device: str = "cpu"):
+        self.cfg = cfg
+        self.learner = learner
+        self.device = torch.device(device)
+        self.panel_fraction = min(1.0, cfg.panel_size / max(num_samples, 1))
+        self.module = None
+        self.version = -1
+        self.poll = None  # an outstanding `publish` call
+        self.outbox: list[tuple] = []
+        self.sends: list = []
+        self.batches = 0
+        self.dropped = 0
+        self.busy_s = 0.0  # time spent acting since the last `take_busy`
+        torch.manual_seed(seed)
+
+    def _refresh(self, obs_size: int) -> None:
+        if self.module is None:  # the first batch: the only wait, for the learner's initial weights
+            version, state = fetch(call(self.learner, "publish", -1, obs_size))
+            self.module = build_module(obs_size, self.cfg.hidden, inference_only=True).to(self.device)
+            self._load(version, state)
+            return
+        if self.poll is None:
+            self.poll = call(self.learner, "publish", self.version, obs_size)
+        if is_ready(self.poll):
+            result = fetch(self.poll)
+            self.poll = None
+            if result is not None:
+                self._load(*result)
+
+    def _load(self, version: int, state: dict) -> None:
+        self.module.set_state(state)
+        self.version = version
+
+    def act(self, epoch: int, ids: np.ndarray, features, loss: np.ndarray, difficulty: np.ndarray,
+            uncertainty: np.ndarray, score: np.ndarray, context: np.ndarray, baseline: float | None) -> dict:
+        """Act on one trained batch; returns what the score store records for it."""
+        start = time.perf_counter()
+        features = features.detach().float() if torch.is_tensor(features) else torch.as_tensor(features)
+        obs = build_state(features.cpu().numpy(), loss, difficulty, uncertainty, context, self.cfg.state)
+        self._refresh(obs.shape[1])
+        obs_t = torch.from_numpy(obs).to(self.device)
+        actions, logp, logits = (t.cpu().numpy() for t in policy_act(self.module, obs_t))
+        target = reward_target(score, loss, context, self.cfg)
+        if self.cfg.reward_baseline == "pool":
+            q = baseline if baseline is not None else float(np.quantile(target, 0.5))  # epoch 0: no pool yet
+        else:
+            q = None
+        reward = training_reward(actions, target, q)
+        panel = in_panel(ids, self.panel_fraction)
+        if panel.any():
+            self.outbox.append((ids[panel], obs[panel], actions[panel], logp[panel], logits[panel], reward[panel]))
+        self.batches += 1
+        if self.batches % self.cfg.send_every == 0:
+            self.send(epoch)
+        self.busy_s += time.perf_counter() - start
+        return {"action": actions.astype(np.float32), "target": target.astype(np.float32), "version": self.version}
+
+    def send(self, epoch: int) -> None:
+        """Ship the buffered panel transitions to the learner, fire and forget."""
+        if not self.outbox:
+            return
+        parts = [np.concatenate(p) for p in zip(*self.outbox)]
+        self.outbox = []
+        self.sends = [s for s in self.sends if not is_ready(s)]
+        if len(self.sends) >= MAX_SENDS_IN_FLIGHT:  # the learner is behind: never wait for it
+            self.dropped += len(parts[0])
+            return
+        self.sends.append(call(self.learner, "observe", epoch, *parts, self.version, self.dropped))
+        self.dropped = 0
+
+    def take_busy(self) -> float:
+        busy, self.busy_s = self.busy_s, 0.0
+        return busy
