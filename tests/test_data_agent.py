@@ -10,7 +10,7 @@ from raydata_agent.agent.rl_module import TorchBeta
 from raydata_agent.config import AgentConfig, ConfigError, load_config
 from raydata_agent.score_store import ScoreStore
 from raydata_agent.selectors.base import grouped_top_k
-from raydata_agent.signals import batch_signals
+from raydata_agent.session import SelectionSession
 
 N, D = 2000, 16
 
@@ -100,46 +100,37 @@ def simulated_labels(n=1500, classes=5, noise=0.3, seed=0):
 
 def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=()):
     """A model whose belief in each sample's true class grows with training; a flipped label is
-    contradicted (high loss: greedy's favourite) unless the sample is memorised by training on it."""
+    contradicted (high loss: greedy's favourite) unless the sample is memorised by training on it.
+    The loop talks to a SelectionSession over an in-process ScoreStore, as a user's loop would."""
     rng, true, given, flipped, x, hardness = simulated_labels()
     n, classes = len(true), 5
     cfg = load_config(None, [f"selection.selector={selector}", f"selection.ratio={ratio}",
-                             f"train.epochs={epochs}", "train.batch_size=50",
-                             "selection.max_staleness=8", *overrides])  # no forced revisit in 8 epochs
+                             f"train.epochs={epochs}", "selection.max_staleness=8",  # no forced revisit
+                             *overrides])
     agent = DataAgent(vars(cfg.agent), n, seed=0) if selector == "data_agent" else None
     store = ScoreStore(cfg.to_dict(), given, None, classes, None, str(tmp_path / selector), agent=agent)
-    worker = WorkerActing(cfg.agent, agent, n) if agent is not None else None
+    session = SelectionSession(store, cfg, agent=agent)
     memorised = np.zeros(n)
     flipped_rate = []
     for epoch in range(epochs):
-        plan = store.plan(epoch)
-        if not plan.full:
-            flipped_rate.append(flipped[plan.ids].mean())
-        order = rng.permutation(len(plan.ids))
-        for start in range(0, len(order), 50):
-            rows = order[start:start + 50]
-            ids = plan.ids[rows]
+        ids_epoch, _ = session.plan_epoch(epoch)
+        if len(ids_epoch) < n:
+            flipped_rate.append(flipped[ids_epoch].mean())
+        for start in range(0, len(ids_epoch), 50):
+            ids = ids_epoch[start:start + 50]
             p_true = 1 / (1 + np.exp(hardness[ids] - 0.6 * epoch))
-            probs = np.full((len(ids), classes), 0.0)
+            probs = np.zeros((len(ids), classes))
             probs[np.arange(len(ids)), true[ids]] = p_true
             p_given = np.where(flipped[ids], np.minimum(0.02 + 0.1 * memorised[ids], 0.9) * (1 - p_true), p_true)
             probs[np.arange(len(ids)), given[ids]] = p_given
             rest = (1 - probs.sum(1)) / (classes - 2 + (~flipped[ids]))
             probs = np.where(probs == 0, rest[:, None], probs)
             probs /= probs.sum(1, keepdims=True)
-            loss = -np.log(probs[np.arange(len(ids)), given[ids]])
-            sig = batch_signals(torch.as_tensor(loss), torch.as_tensor(probs))
-            score = sig.score.numpy()
-            acted = None
-            if worker is not None:
-                acted = worker.act(epoch, ids, x[ids], loss, sig.difficulty.numpy(), sig.uncertainty.numpy(),
-                                   score, plan.context[rows], plan.baseline)
-            store.record(epoch, ids, loss, sig.entropy.numpy(), sig.uncertainty.numpy(), sig.difficulty.numpy(),
-                         score, sig.weight, None, None, acted)
+            loss = -torch.log(torch.as_tensor(probs[np.arange(len(ids)), given[ids]], dtype=torch.float32))
+            session.record(ids, loss, probs=torch.as_tensor(probs, dtype=torch.float32),
+                           features=torch.from_numpy(x[ids]))
             memorised[ids] += 1
-        if worker is not None:
-            worker.send(epoch)
-        store.finish_epoch(epoch, {"train_time_s": 1.0, "val_metric": 0.0})
+        session.end_epoch({"val_metric": 0.0})
     return float(np.mean(flipped_rate[1:])), store  # after the first selection epoch
 
 
