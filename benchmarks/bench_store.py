@@ -44,14 +44,14 @@ def make_worker_class():
     class SimulatedWorker:
         """One training worker without a model: plan, then record batches through a real session."""
 
-        def __init__(self, store, cfg_dict: dict, d: int, batch: int, device: str, seed: int):
+        def __init__(self, store, cfg_dict: dict, d: int, batch: int, device: str, seed: int, agent=None):
             import torch
 
             from raydata_agent.config import from_dict
             from raydata_agent.session import SelectionSession
 
             torch.set_num_threads(1)
-            self.session = SelectionSession(store, from_dict(cfg_dict))
+            self.session = SelectionSession(store, from_dict(cfg_dict), agent=agent)  # the agent acts here
             gen = torch.Generator().manual_seed(seed)
             self.loss = (torch.rand(batch, generator=gen) * 3 + 0.05).to(device)
             self.probs = torch.randn(batch, 10, generator=gen).softmax(-1).to(device)
@@ -94,7 +94,8 @@ def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root:
     labels = np.arange(n_rows) % 10
     store = ray.remote(ScoreStore).options(num_cpus=0).remote(
         cfg.to_dict(), labels, None, 10, None, tempfile.mkdtemp(dir=snapshot_root), agent)
-    workers = [worker_cls.remote(store, cfg.to_dict(), d, args.batch, args.device, seed=k) for k in range(args.workers)]
+    workers = [worker_cls.remote(store, cfg.to_dict(), d, args.batch, args.device, seed=k, agent=agent)
+               for k in range(args.workers)]
     ray.get([w.ready.remote() for w in workers])  # process start and imports are not throughput
     ray.get(store.plan.remote(0))  # epoch 0: full data (warm-up)
     start = time.perf_counter()

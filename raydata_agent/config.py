@@ -103,7 +103,7 @@ class AgentConfig:
     warm_start_passes: int | None = None  # PPO passes over the first epoch's transitions at its end (0: off)
     class_balanced: bool | None = None  # each class gets its share of the budget
     agreement_decay: float = 0.7  # EMA of the given label's probability: a <- d a + (1 - d) p_y
-    panel_size: int = 16384  # samples whose transitions reach the learner (a fixed hashed subset)
+    panel_size: int = 4096  # samples whose transitions reach the learner (a fixed hashed subset)
     update_every: int = 256  # the learner runs a PPO update once this many transitions arrived
     send_every: int = 8  # a worker sends its panel transitions to the learner every this many batches
 

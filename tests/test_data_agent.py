@@ -145,7 +145,7 @@ def test_agent_avoids_flipped_labels_that_greedy_prefers(tmp_path):
 def test_state_holds_what_greedy_knows():
     feats = np.array([[3.0, 4.0]], np.float32)
     ctx = np.array([[0.2, 0.5, 1.0]], np.float32)
-    obs = build_state(feats, np.array([1.0]), np.array([0.7]), np.array([0.3]), ctx, "full")
+    obs = build_state(feats, np.array([1.0]), np.array([0.7]), np.array([0.3]), ctx, "full").numpy()
     np.testing.assert_allclose(obs[0, :2], [0.6, 0.8], rtol=1e-5)  # unit-length features
     np.testing.assert_allclose(obs[0, 2:], [0.7, 0.3, np.log(2), np.exp(-1), 0.2, 0.5, 1.0], rtol=1e-5)
     assert build_state(feats, np.ones(1), np.ones(1), np.ones(1), ctx, "features").shape == (1, 2)

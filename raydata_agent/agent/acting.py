@@ -59,25 +59,25 @@ def obs_dim(feature_dim: int, state: str) -> int:
     return feature_dim + (STATE_SCALARS if state == "full" else 0)
 
 
-def build_state(features: np.ndarray, loss: np.ndarray, difficulty: np.ndarray, uncertainty: np.ndarray,
-                context: np.ndarray, state: str) -> np.ndarray:
-    """The agent's observation of each sample in a batch.
+def build_state(features, loss: np.ndarray, difficulty: np.ndarray, uncertainty: np.ndarray,
+                context: np.ndarray, state: str) -> torch.Tensor:
+    """The agent's observation of each sample in a batch, on the features' device (no copy to host).
 
     "features" (the paper): the pooled features as they come. "full": the features scaled to unit
     length (their scale drifts as the model trains) plus what greedy knows and more: difficulty,
     uncertainty, log(1 + loss), p(given label) now, its EMA over earlier visits (label agreement),
     epochs since the last visit (a fraction of the run), and whether the sample was seen before.
     """
-    features = np.asarray(features, np.float32)
+    features = torch.as_tensor(features).detach().float()
     if state == "features":
         return features
-    unit = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-6)
     loss = np.asarray(loss, np.float32)
     seen = context[:, 2] > 0
     p_label = np.exp(-loss)
     scalars = np.stack([difficulty, uncertainty, np.log1p(loss), p_label,
                         np.where(seen, context[:, 0], p_label), context[:, 1], context[:, 2]], axis=1)
-    return np.concatenate([unit, scalars.astype(np.float32)], axis=1)
+    unit = torch.nn.functional.normalize(features, dim=1, eps=1e-6)
+    return torch.cat([unit, torch.from_numpy(scalars.astype(np.float32)).to(features.device)], dim=1)
 
 
 def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg: AgentConfig) -> np.ndarray:
@@ -181,10 +181,8 @@ class WorkerActing:
             uncertainty: np.ndarray, score: np.ndarray, context: np.ndarray, baseline: float | None) -> dict:
         """Act on one trained batch; returns what the score store records for it."""
         start = time.perf_counter()
-        features = features.detach().float() if torch.is_tensor(features) else torch.as_tensor(features)
-        obs = build_state(features.cpu().numpy(), loss, difficulty, uncertainty, context, self.cfg.state)
-        self._refresh(obs.shape[1])
-        obs_t = torch.from_numpy(obs).to(self.device)
+        obs_t = build_state(features, loss, difficulty, uncertainty, context, self.cfg.state).to(self.device)
+        self._refresh(obs_t.shape[1])
         actions, logp, logits = (t.cpu().numpy() for t in policy_act(self.module, obs_t))
         target = reward_target(score, loss, context, self.cfg)
         if self.cfg.reward_baseline == "pool":
@@ -193,8 +191,9 @@ class WorkerActing:
             q = None
         reward = training_reward(actions, target, q)
         panel = in_panel(ids, self.panel_fraction)
-        if panel.any():
-            self.outbox.append((ids[panel], obs[panel], actions[panel], logp[panel], logits[panel], reward[panel]))
+        if panel.any():  # only the panel's states leave the device
+            obs = obs_t[torch.from_numpy(panel).to(obs_t.device)].cpu().numpy()
+            self.outbox.append((ids[panel], obs, actions[panel], logp[panel], logits[panel], reward[panel]))
         self.batches += 1
         if self.batches % self.cfg.send_every == 0:
             self.send(epoch)
