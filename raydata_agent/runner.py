@@ -15,6 +15,7 @@ import ray
 from raydata_agent import plots
 from raydata_agent.config import Config, resolve_paths
 from raydata_agent.score_store import ScoreStore
+from raydata_agent.session import SelectionSession
 from raydata_agent.tasks import build_task
 from raydata_agent.tracking import Tracker, source_tags
 from raydata_agent.train import train_loop_per_worker
@@ -157,10 +158,15 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     if cfg.train.resume_from:
         ray.get(store.load.remote(cfg.train.resume_from))
         tracker.set_tag("resumed_from", cfg.train.resume_from)
+    # The same session a user's own loop gets from start_session: the workers get copies of it;
+    # this one owns the MLflow run and the actors.
+    session = SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True,
+                               plot_title=plot_title(cfg, tracker.run_id),
+                               class_names=getattr(task, "class_names", None))
 
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.to_dict(), "store": store, "tracker": tracker, "agent": agent},
+        train_loop_config={"config": cfg.to_dict(), "session": session, "tracker": tracker},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # Ray Train logs every report at INFO; the driver prints one line per epoch instead.
@@ -181,12 +187,8 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         done.set()
         if watcher.is_alive():
             watcher.join(timeout=15)
-        history = ray.get(store.get_history.remote())
-        log_plots(tracker, history, plot_title(cfg, tracker.run_id), getattr(task, "class_names", None))
-        tracker.end(status)
-        ray.kill(store)
-        if agent is not None:
-            ray.kill(agent)
+        session.close(status)  # plots, the MLflow run's end, the store and agent actors
+        history = session.history
     if error is not None:
         cause = error
         while getattr(cause, "__cause__", None) is not None:

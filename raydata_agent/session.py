@@ -67,13 +67,14 @@ class SelectionSession:
     """
 
     def __init__(self, store, cfg: Config, *, tracker=None, agent=None, owner: bool = False,
-                 progress: bool = False):
+                 progress: bool = False, plot_title: str = "", class_names: list[str] | None = None):
         self.store = store
         self.cfg = cfg
         self.tracker = tracker
         self.agent = agent
         self.owner = owner  # the creating process ends the MLflow run and the actors in close()
         self.progress = progress  # print one line per epoch (rank 0)
+        self.plot_title, self.class_names = plot_title, class_names  # for the figures close() logs
         self._closed_history: list[dict] | None = None
         self.remote = hasattr(store.plan, "remote")  # a Ray actor handle, not an in-process ScoreStore
         self.acting = None  # the Data Agent's acting copy in this process (agent/acting.py), made at the first record
@@ -344,7 +345,7 @@ class SelectionSession:
 
         history = self._closed_history = self.history
         if self.tracker is not None:
-            log_plots(self.tracker, history)
+            log_plots(self.tracker, history, self.plot_title, self.class_names)
             self.tracker.end(status)
             if self.progress:
                 kept = ", ".join(f"{h['selected']} ({h['selected_fraction']:.0%})" for h in history)
@@ -441,7 +442,7 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
     `labels` (int class per sample, optional) give per-class selection plots; `sources` name rows.
     """
     from raydata_agent.score_store import ScoreStore
-    from raydata_agent.tracking import Tracker
+    from raydata_agent.tracking import Tracker, source_tags
 
     if labels is None:
         if num_samples is None:
@@ -456,8 +457,9 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
     num_classes = max(int(labels.max()) + 1, 1)
     params = {k: v for k, v in cfg.flat().items() if k.split(".")[0] in ("selection", "reward", "agent")
               or k in ("train.epochs", "train.seed")}
-    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name, params,
-                            tags={"selector": cfg.selection.selector, "integration": integration})
+    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name or cfg.run_name(),
+                            params, tags={**source_tags(), "selector": cfg.selection.selector,
+                                          "integration": integration})
     snapshot_dir = str(Path(cfg.ray.storage_path) / tracker.run_id / "pool")
     agent = None
     if use_ray or cfg.selection.selector == "data_agent":
@@ -484,7 +486,8 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
     if progress:
         print(f"[raydata-agent] selection: {cfg.selection.selector} keeps {cfg.selection.ratio:.0%} of "
               f"{len(labels)} samples per epoch; MLflow run {tracker.run_id} in {tracker.uri}", flush=True)
-    return SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True, progress=progress)
+    title = f"run {tracker.run_id[:8]}: {cfg.selection.selector}, ratio {cfg.selection.ratio:g}, {integration}"
+    return SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True, progress=progress, plot_title=title)
 
 
 _PLAN_CACHE: dict = {}  # per Ray Data worker process: (store, epoch) -> (sorted ids, loss weights)

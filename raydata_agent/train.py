@@ -66,7 +66,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def train_loop_per_worker(loop_config: dict) -> None:
     cfg = from_dict(loop_config["config"])
-    store = loop_config["store"]
+    session: SelectionSession = loop_config["session"]  # the same session a user's own loop talks to
     tracker = loop_config.get("tracker")  # rank 0 logs task artifacts (example predictions) with it
     quiet_report_logs()
     ctx = ray.train.get_context()
@@ -82,8 +82,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     start_epoch = restore(model, optimizer, scheduler, cfg)
-    # The same session a user's own loop talks to; with the Data Agent it also acts here, next to the features.
-    session = SelectionSession(store, cfg, agent=loop_config.get("agent"))
 
     for epoch in range(start_epoch, cfg.train.epochs):
         epoch_start = time.perf_counter()

@@ -68,8 +68,7 @@ class SelectionHook(Hook):
         dataset = loader.dataset
         self.ids_by_path = {dataset.get_data_info(i)["img_path"]: i for i in range(len(dataset))}
         self.session = start_session(len(dataset), epochs=runner.max_epochs, sources=list(self.ids_by_path),
-                                     **{"integration": "mmengine", "run_name": runner.experiment_name,
-                                        **self.options})
+                                     **{"integration": "mmengine", **self.options})
         loader.sampler.session = self.session
         segmentor = runner.model.module if is_model_wrapper(runner.model) else runner.model
         segmentor.loss = lambda inputs, data_samples: self.selected_loss(segmentor, inputs, data_samples)

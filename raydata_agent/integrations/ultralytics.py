@@ -76,7 +76,7 @@ class SelectionTrainer(DetectionTrainer):
         dataset = self.build_dataset(dataset_path, mode, batch_size)
         self.ids_by_file = {label["im_file"]: i for i, label in enumerate(dataset.labels)}
         if self.session is None:
-            options = {"integration": "ultralytics", "run_name": self.args.name, **self.selection}
+            options = {"integration": "ultralytics", **self.selection}
             self.session = start_session(len(dataset), sources=list(self.ids_by_file), epochs=self.epochs, **options)
         return _EpochLoader(dataset, batch_size=min(batch_size, len(dataset)), sampler=self.session.sampler(),
                             num_workers=min(self.args.workers, 8), collate_fn=dataset.collate_fn,
