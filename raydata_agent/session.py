@@ -350,8 +350,11 @@ class SelectionSession:
             if self.progress:
                 kept = ", ".join(f"{h['selected']} ({h['selected_fraction']:.0%})" for h in history)
                 print(f"[raydata-agent] kept per epoch: {kept}", flush=True)
+                from raydata_agent.tracking import ui_url
+
+                url = ui_url(self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id)
                 print(f"[raydata-agent] MLflow run {self.tracker.run_id} in {self.tracker.uri} "
-                      f"(mlflow ui --backend-store-uri {self.tracker.uri})", flush=True)
+                      f"({url or f'mlflow ui --backend-store-uri {self.tracker.uri}'})", flush=True)
         if self.remote:
             import ray
 
