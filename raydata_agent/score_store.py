@@ -47,6 +47,8 @@ class ScoreStore:
         self.reward_sq_sum = 0.0
         self.w_sum = 0.0  # adaptive w, weighted by batch size
         self.select_time = 0.0
+        self.record_time = 0.0  # seconds inside record() this epoch (overhead breakdown)
+        self.observe_time = 0.0  # ... of which in selector.observe (the Data Agent's act/observe)
 
     def _per_class(self, ids: np.ndarray) -> np.ndarray:
         labels = self.pool.label[ids]
@@ -92,6 +94,7 @@ class ScoreStore:
         (score None) is scored here, where each sample's previous IDU lives. `acted`: the Data
         Agent's worker-side actions; each becomes its sample's selection weight in the pool.
         """
+        started = time.perf_counter()
         ids = np.asarray(ids, np.int64)
         loss = np.asarray(loss, np.float32)
         change = np.zeros_like(loss) if predicted_change is None else np.asarray(predicted_change, np.float32)
@@ -100,7 +103,9 @@ class ScoreStore:
         utility = idu(previous, loss, change, self.cfg.reward.idu_smoothing)
         if score is None:
             score = minmax(utility)
+        observe_start = time.perf_counter()
         reward = np.asarray(self.selector.observe(epoch, ids, features, score, acted), np.float32)
+        self.observe_time += time.perf_counter() - observe_start
         agreement = label_agreement(self.pool.agreement[ids], loss, seen, self.cfg.agent.agreement_decay)
         extra = {} if acted is None else {"weight": acted["action"]}
         self.pool.update(ids, epoch=epoch, loss=loss, entropy=entropy, uncertainty=uncertainty,
@@ -110,6 +115,7 @@ class ScoreStore:
         self.reward_sum += float(np.sum(reward))
         self.reward_sq_sum += float(np.sum(np.square(reward, dtype=np.float64)))
         self.w_sum += adaptive_w * n
+        self.record_time += time.perf_counter() - started
 
     def progress(self, since: int = 0) -> dict:
         """Epoch rows finished after the first `since`, and the current epoch's count so far."""
@@ -143,6 +149,9 @@ class ScoreStore:
             "adaptive_w": self.w_sum / passes,
             "pool_loss_mean": float(self.pool.loss[self.pool.seen].mean()) if self.pool.seen.any() else 0.0,
             "selection_time_s": self.select_time + update_time,
+            # Overhead breakdown (benchmarks/overhead.py): store-side seconds of this epoch.
+            "plan_s": self.select_time, "selector_update_s": update_time,
+            "store_record_s": self.record_time, "selector_observe_s": self.observe_time,
             **selector_metrics,
         }
         if "agent_act_time_s" in row:  # worker acting (this epoch) + learner (its last reported epoch)
@@ -169,12 +178,17 @@ class ScoreStore:
         row["weight_fit_hist"], row["weight_fit_range"] = fit.tolist(), [lo, hi]
         row["class_selected_fraction"] = (selected_per_class / np.maximum(self.class_counts, 1)).tolist()
         self.history.append(row)
+        start = time.perf_counter()
         snapshot = self.pool.snapshot(self.snapshot_dir / f"pool_epoch_{epoch + 1:03d}.parquet")
+        row["snapshot_s"] = time.perf_counter() - start
         if self.tracker is not None:
+            start = time.perf_counter()
             # People count epochs from 1: MLflow's steps and its `epoch` metric match the console and the plots.
             self.tracker.log_metrics({**row, "epoch": epoch + 1}, step=epoch + 1)
             if self.cfg.tracking.log_snapshots:
                 self.tracker.log_artifact(snapshot, "pool")
+            row["mlflow_log_s"] = time.perf_counter() - start
+            self.tracker.log_metrics({"mlflow_log_s": row["mlflow_log_s"]}, step=epoch + 1)
         self._reset_epoch()
         return {k: v for k, v in row.items() if not isinstance(v, list)}
 

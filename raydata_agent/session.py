@@ -91,6 +91,7 @@ class SelectionSession:
         self._epoch_start = 0.0
         self._loss_sum, self._steps, self._passes = 0.0, 0, 0
         self._planned_total = 0
+        self.timings = {"signals_s": 0.0, "act_s": 0.0, "send_s": 0.0, "flush_s": 0.0}
 
     # --- pickling: a copy travels to each Ray Train worker ------------------------------------
     def __getstate__(self):
@@ -151,6 +152,8 @@ class SelectionSession:
         self._planned_total = len(selection.ids)
         self._epoch_start = time.perf_counter()
         self._loss_sum, self._steps, self._passes = 0.0, 0, 0
+        # Seconds this process spent in the session this epoch, logged with the epoch (benchmarks/overhead.py).
+        self.timings = {"signals_s": 0.0, "act_s": 0.0, "send_s": 0.0, "flush_s": 0.0}
         return self.ids, self.weights
 
     def selected_ids_dataset(self, override_num_blocks: int | None = None):
@@ -222,6 +225,7 @@ class SelectionSession:
         if logits is not None and probs is None:
             probs = logits.detach().float().softmax(-1)
         _, world = rank_and_world()
+        started = time.perf_counter()
         sig = batch_signals(loss, probs, self.cfg.reward.variant, self.cfg.reward.clip_quantile,
                             uncertainty=uncertainty)
         change = None
@@ -229,10 +233,15 @@ class SelectionSession:
             if lr is None:
                 raise ValueError("record(grad_norm=...) needs lr= (LEAD's predicted loss change uses the step size)")
             change = _numpy(predicted_loss_change(grad_norm, loss, weights, lr, world))
+        sent = time.perf_counter()
+        self.timings["signals_s"] += sent - started
         acted = None
         if self.agent is not None and self.needs_features:  # act here, where the features are
             acted = self._act(np_ids, sig, features, pos)
+        acted_at = time.perf_counter()
         self._send(np_ids, sig, change, acted)
+        self.timings["act_s"] += acted_at - sent
+        self.timings["send_s"] += time.perf_counter() - acted_at
         self._loss_sum += float(weighted.detach())
         self._steps += 1
         self._passes += len(np_ids)
@@ -274,8 +283,11 @@ class SelectionSession:
         if self._pending:
             import ray
 
+            start = time.perf_counter()
             ray.get(self._pending)
             self._pending = []
+            if hasattr(self, "timings"):
+                self.timings["flush_s"] += time.perf_counter() - start
 
     @property
     def train_loss(self) -> float:
@@ -293,6 +305,7 @@ class SelectionSession:
             return dict(metrics or {})
         epoch = self.epoch
         metrics = {"train_loss": self.train_loss, "train_time_s": time.perf_counter() - self._epoch_start,
+                   **getattr(self, "timings", {}),
                    **(metrics or {})}
         if self.acting is not None:
             self.acting.send(epoch)  # the epoch's last panel transitions

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+_IMPORT_START = time.time()  # start-up split (benchmarks/orchestration_tax.py): this module's imports
 import ray
 import ray.train
 import ray.train.torch
@@ -21,6 +22,8 @@ from raydata_agent.config import Config, from_dict
 from raydata_agent.score_store import write_checkpoint_state
 from raydata_agent.session import NonFiniteLossError, SelectionSession, shard  # noqa: F401  (re-exported)
 from raydata_agent.tasks import build_task
+
+_IMPORTED_AT = time.time()
 
 
 def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -64,7 +67,18 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def startup_times(setup_start: float) -> dict[str, float]:
+    """When this worker process started (unix s), its boot to this module's end of import (Ray worker
+    start-up and imports), and the loop's setup so far (data, model): logged with the first epoch."""
+    import psutil
+
+    created = psutil.Process().create_time()
+    return {"worker_process_start_unix": created, "worker_import_s": _IMPORTED_AT - created,
+            "worker_module_import_s": _IMPORTED_AT - _IMPORT_START, "worker_setup_s": time.time() - setup_start}
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
+    setup_start = time.time()
     cfg = from_dict(loop_config["config"])
     session: SelectionSession = loop_config["session"]  # the same session a user's own loop talks to
     tracker = loop_config.get("tracker")  # rank 0 logs task artifacts (example predictions) with it
@@ -82,32 +96,44 @@ def train_loop_per_worker(loop_config: dict) -> None:
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     start_epoch = restore(model, optimizer, scheduler, cfg)
+    checkpoint_s = 0.0  # the previous epoch's (logged with the next one: it comes after the epoch's log)
+    startup = startup_times(setup_start)
 
     for epoch in range(start_epoch, cfg.train.epochs):
         epoch_start = time.perf_counter()
         # 1. Select: the score store turns the pool's latest signals into this epoch's subset.
         ids, _ = session.plan_epoch(epoch)  # this worker's share
+        timings = {"plan_wait_s": time.perf_counter() - epoch_start, "forward_s": 0.0, "backward_s": 0.0,
+                   "prev_checkpoint_s": checkpoint_s}  # overhead breakdown (benchmarks/overhead.py)
+        if epoch == start_epoch:
+            timings.update(startup)
 
         # 2. Train on the subset; each step's forward pass also yields the selection signals.
         model.train()
         for start in range(0, len(ids), cfg.train.batch_size):
             batch_ids = ids[start:start + cfg.train.batch_size]
+            step_start = time.perf_counter()
             out = task.forward(model, train_data.batch(batch_ids), device)
+            timings["forward_s"] += time.perf_counter() - step_start
             loss = session.record(batch_ids, out.loss, probs=out.probs, features=out.features,
                                   uncertainty=out.uncertainty, grad_norm=out.grad_norm,
                                   lr=optimizer.param_groups[0]["lr"])  # weighted mean loss
+            backward_start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            timings["backward_s"] += time.perf_counter() - backward_start
         session.flush()  # every signal of this worker is in the pool
         scheduler.step()
 
         metrics = {"train_loss": session.train_loss, "lr": scheduler.get_last_lr()[0],
-                   "train_time_s": time.perf_counter() - epoch_start}
+                   "train_time_s": time.perf_counter() - epoch_start, **timings}
         # 3. Evaluate (rank 0), close the epoch in the store (every worker), checkpoint (rank 0).
         if rank == 0:
+            eval_start = time.perf_counter()
             val = task.evaluate(unwrap(model), val_data, device)
-            metrics.update(val, val_metric=val[task.metric], epoch_time_s=time.perf_counter() - epoch_start)
+            metrics.update(val, val_metric=val[task.metric], eval_s=time.perf_counter() - eval_start,
+                           epoch_time_s=time.perf_counter() - epoch_start)
         metrics = session.end_epoch(metrics)
         if rank != 0:
             ray.train.report(metrics, checkpoint=None)
@@ -116,8 +142,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
             with tempfile.TemporaryDirectory() as tmp:  # e.g. prediction-vs-mask images
                 for path in task.log_examples(unwrap(model), val_data, device, tmp):
                     tracker.log_artifact(path, "examples")
+        checkpoint_start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "epoch": epoch}, os.path.join(tmp, "model.pt"))
             write_checkpoint_state(tmp, *session.checkpoint_state())
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        checkpoint_s = time.perf_counter() - checkpoint_start

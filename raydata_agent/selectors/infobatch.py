@@ -32,11 +32,12 @@ class InfoBatchSelector(Selector):
         candidates = seen_ids[pool.loss[seen_ids] < mean]
         if len(candidates) * cap < target:  # the mean threshold cannot meet the budget: widen it
             m = min(len(seen_ids), math.ceil(target / cap)) if cap > 0 else 0
-            candidates = seen_ids[np.argsort(pool.loss[seen_ids], kind="stable")[:m]]
+            losses = pool.loss[seen_ids]
+            candidates = seen_ids[np.argpartition(losses, m - 1)[:m]] if 0 < m < len(seen_ids) else seen_ids[:m]
         n_prune = min(target, math.floor(cap * len(candidates)))
         r = n_prune / len(candidates) if len(candidates) else 0.0
         pruned = np.zeros(n, bool)
-        pruned[self.rng.choice(candidates, n_prune, replace=False)] = True
+        pruned[candidates[self.rng.permutation(len(candidates))[:n_prune]]] = True
         ids = np.flatnonzero(~pruned).astype(np.int64)
         weights = np.ones(len(ids), np.float32)
         if self.cfg.loss_weighting in ("auto", "infobatch"):
