@@ -5,7 +5,9 @@ same process: the plain step (the library's own batch loss) and ours (per-sample
 signals the selectors need: difficulty, uncertainty, adaptive weight, reward). The ratio is the
 price of "no extra inference pass". Needs no Ray.
 
-    .venv/bin/python benchmarks/bench_task_step.py [--device cuda] [--steps 20]
+    .venv/bin/python benchmarks/bench_task_step.py [--device cuda] [--steps 20] [--json PATH]
+
+JSON (--json PATH): {device, torch, date, command, rows: [{step, plain_s, with_signals_s, ratio}]}
 """
 from __future__ import annotations
 
@@ -113,6 +115,7 @@ def main() -> None:
     parser.add_argument("--cls-batch", type=int, default=128)
     parser.add_argument("--det-batch", type=int, default=16)
     parser.add_argument("--det-size", type=int, default=640)
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
     dev = args.device
     name = torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu"
@@ -127,6 +130,17 @@ def main() -> None:
                      *detection(dev, args.steps, args.det_batch, args.det_size)))
     for label, plain, ours in rows:
         print(f"{label:46s} {plain * 1e3:8.1f}ms {ours * 1e3:11.1f}ms {ours / plain:6.2f}x")
+    if args.json:
+        import json
+        import sys
+        from datetime import datetime, timezone
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps({
+            "device": name, "torch": torch.__version__, "command": " ".join(sys.argv),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "rows": [{"step": label, "plain_s": plain, "with_signals_s": ours, "ratio": ours / plain}
+                     for label, plain, ours in rows]}, indent=1))
 
 
 if __name__ == "__main__":
