@@ -313,7 +313,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError("data.path is required for data.name=yolo: the ultralytics data set YAML")
         if not Path(cfg.data.path).expanduser().is_file():
             raise ConfigError(f"data.path={cfg.data.path!r} is not a file (expected a data set YAML)")
-    if cfg.train.resume_from and not Path(cfg.train.resume_from).is_dir():
+    if cfg.train.resume_from and not is_uri(cfg.train.resume_from) and not Path(cfg.train.resume_from).is_dir():
         raise ConfigError(f"train.resume_from={cfg.train.resume_from!r} is not a directory")
     return cfg
 
@@ -371,7 +371,7 @@ def resolve_paths(cfg: Config) -> Config:
         cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
     if not is_uri(cfg.ray.storage_path):
         cfg.ray.storage_path = str(Path(cfg.ray.storage_path).expanduser().resolve())
-    if cfg.train.resume_from:
+    if cfg.train.resume_from and not is_uri(cfg.train.resume_from):
         cfg.train.resume_from = str(Path(cfg.train.resume_from).expanduser().resolve())
     return cfg
 

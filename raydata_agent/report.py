@@ -24,6 +24,7 @@ class RunRow:
     metric: float
     cost: float
     status: str
+    epochs: int = 0  # epochs the run trained; fewer than configured: ASHA stopped it
 
 
 def collect(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> list[RunRow]:
@@ -35,7 +36,7 @@ def collect(client: MlflowClient, experiment_ids: list[str], filter_string: str 
         rows.append(RunRow(run.info.run_id, run.info.run_name or run.info.run_id[:8], p.get("selection.selector", "?"),
                            p.get("reward.variant", "-"), float(p.get("selection.ratio", "nan")),
                            int(p.get("train.seed", 0)), m["val_metric"], m.get("cost_fraction", float("nan")),
-                           run.info.status))
+                           run.info.status, int(m.get("epoch", 0))))
     return sorted(rows, key=lambda r: (-r.metric, r.cost))
 
 
@@ -51,19 +52,19 @@ def pareto(rows: list[RunRow]) -> set[str]:
 
 def table(rows: list[RunRow]) -> str:
     front = pareto(rows)
-    lines = [f"{'rank':>4}  {'selector':15s} {'reward':12s} {'ratio':>6s} {'seed':>4s} {'metric':>8s} "
+    lines = [f"{'rank':>4}  {'selector':15s} {'reward':12s} {'ratio':>6s} {'seed':>4s} {'epochs':>6s} {'metric':>8s} "
              f"{'cost':>6s}  {'pareto':6s} run"]
     for i, r in enumerate(rows, 1):
-        lines.append(f"{i:>4}  {r.selector:15s} {r.reward:12s} {r.ratio:6.2f} {r.seed:4d} {r.metric:8.4f} "
-                     f"{r.cost:6.3f}  {'*' if r.run_id in front else '':6s} {r.run_id}")
+        lines.append(f"{i:>4}  {r.selector:15s} {r.reward:12s} {r.ratio:6.2f} {r.seed:4d} {r.epochs:6d} {r.metric:8.4f} "
+                     f"{r.cost:6.3f}  {'*' if r.run_id in front else '':6s} {r.run_id}  {r.name}")
     return "\n".join(lines)
 
 
 def csv(rows: list[RunRow]) -> str:
     front = pareto(rows)
-    out = ["run_id,selector,reward,ratio,seed,metric,cost_fraction,pareto,status"]
-    out += [f"{r.run_id},{r.selector},{r.reward},{r.ratio},{r.seed},{r.metric},{r.cost},{int(r.run_id in front)},"
-            f"{r.status}" for r in rows]
+    out = ["run_id,name,selector,reward,ratio,seed,epochs,metric,cost_fraction,pareto,status"]
+    out += [f"{r.run_id},{r.name},{r.selector},{r.reward},{r.ratio},{r.seed},{r.epochs},{r.metric},{r.cost},"
+            f"{int(r.run_id in front)},{r.status}" for r in rows]
     return "\n".join(out) + "\n"
 
 
@@ -73,7 +74,7 @@ def plot(rows: list[RunRow], title: str = ""):
     import matplotlib.pyplot as plt
 
     front = pareto(rows)
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     for selector in sorted({r.selector for r in rows}):
         pts = [r for r in rows if r.selector == selector]
         ax.scatter([r.cost for r in pts], [r.metric for r in pts], label=selector, s=36)
@@ -86,7 +87,7 @@ def plot(rows: list[RunRow], title: str = ""):
     ax.set_ylabel("final validation metric")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
     return fig
 
 

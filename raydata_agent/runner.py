@@ -8,12 +8,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import ray
 
 from raydata_agent import plots
-from raydata_agent.config import Config, resolve_paths
+from raydata_agent.config import Config, is_uri, resolve_paths
 from raydata_agent.score_store import ScoreStore
 from raydata_agent.session import SelectionSession
 from raydata_agent.tasks import build_task
@@ -146,17 +145,19 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         tracker.log_text("".join(f"{path}\t{reason}\n" for path, reason in skipped), "data/skipped.tsv")
         print(f"[raydata-agent] skipped {len(skipped)} unreadable input(s); list in MLflow: data/skipped.tsv",
               flush=True)
-    storage = Path(cfg.ray.storage_path)
+    storage = cfg.ray.storage_path.rstrip("/")  # a path, or a pyarrow.fs URI (s3://bucket/dir)
     agent = None
     if cfg.selection.selector == "data_agent":
         from raydata_agent.agent import start_agent
 
         agent = start_agent(cfg, len(train_data))
     store = _store_on_this_node().remote(cfg.to_dict(), train_data.labels, train_data.sources, task.num_classes,
-                                         tracker, str(storage / tracker.run_id / "pool"), agent,
+                                         tracker, f"{storage}/{tracker.run_id}/pool", agent,
                                          getattr(train_data, "truth", None))
     if cfg.train.resume_from:
-        ray.get(store.load.remote(cfg.train.resume_from))
+        local = ray.train.Checkpoint(cfg.train.resume_from).to_directory() if is_uri(cfg.train.resume_from) \
+            else cfg.train.resume_from  # the store runs on this node
+        ray.get(store.load.remote(local))
         tracker.set_tag("resumed_from", cfg.train.resume_from)
     # The same session a user's own loop gets from start_session: the workers get copies of it;
     # this one owns the MLflow run and the actors.
@@ -170,7 +171,7 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # Ray Train logs every report at INFO; the driver prints one line per epoch instead.
-        run_config=RunConfig(name=tracker.run_id, storage_path=str(storage), callbacks=callbacks or [],
+        run_config=RunConfig(name=tracker.run_id, storage_path=storage, callbacks=callbacks or [],
                              logging_config=ray.LoggingConfig(log_level="WARNING")),
     )
     done = threading.Event()
@@ -195,7 +196,7 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
             cause = cause.__cause__
         raise RunFailed(f"run {tracker.run_id} failed after {len(history)} finished epochs: "
                         f"{type(cause).__name__}: {cause}\n  MLflow run (partial metrics, plots, pool snapshots): "
-                        f"{tracker.uri} run {tracker.run_id}\n  checkpoints: {storage / tracker.run_id}") from error
+                        f"{tracker.uri} run {tracker.run_id}\n  checkpoints: {storage}/{tracker.run_id}") from error
     checkpoint = result.checkpoint.path if result is not None and result.checkpoint else None
     return RunResult(tracker.run_id, tracker.experiment_id, tracker.uri, history, checkpoint,
                      final=history[-1] if history else {})

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from raydata_agent.config import Config, from_dict
+from raydata_agent.config import Config, from_dict, is_uri
 from raydata_agent.pool import NEVER, SamplePool
 from raydata_agent.selectors import Selection, build_selector
 from raydata_agent.signals import idu, label_agreement, minmax
@@ -35,7 +35,7 @@ class ScoreStore:
         self.selector = build_selector(self.cfg.selection, len(self.pool), self.cfg.train.epochs,
                                        seed=self.cfg.train.seed, **extra)
         self.tracker = tracker
-        self.snapshot_dir = Path(snapshot_dir)
+        self.snapshot_dir = snapshot_dir  # a path on this node, or a pyarrow.fs URI (s3://...) all nodes share
         self.plans: dict[int, Selection] = {}
         self.history: list[dict] = []
         self.cumulative_cost = 0  # sample forward-backward passes so far
@@ -179,7 +179,7 @@ class ScoreStore:
         row["class_selected_fraction"] = (selected_per_class / np.maximum(self.class_counts, 1)).tolist()
         self.history.append(row)
         start = time.perf_counter()
-        snapshot = self.pool.snapshot(self.snapshot_dir / f"pool_epoch_{epoch + 1:03d}.parquet")
+        snapshot = self._snapshot(f"pool_epoch_{epoch + 1:03d}.parquet")
         row["snapshot_s"] = time.perf_counter() - start
         if self.tracker is not None:
             start = time.perf_counter()
@@ -189,8 +189,26 @@ class ScoreStore:
                 self.tracker.log_artifact(snapshot, "pool")
             row["mlflow_log_s"] = time.perf_counter() - start
             self.tracker.log_metrics({"mlflow_log_s": row["mlflow_log_s"]}, step=epoch + 1)
+        if is_uri(self.snapshot_dir):  # the local copy was only for MLflow
+            import shutil
+
+            shutil.rmtree(snapshot.parent, ignore_errors=True)
         self._reset_epoch()
         return {k: v for k, v in row.items() if not isinstance(v, list)}
+
+    def _snapshot(self, name: str) -> Path:
+        """Write the pool's Parquet snapshot to the storage path; returns a local copy for MLflow."""
+        if not is_uri(self.snapshot_dir):
+            return self.pool.snapshot(Path(self.snapshot_dir) / name)
+        import tempfile
+
+        from pyarrow import fs
+
+        local = self.pool.snapshot(Path(tempfile.mkdtemp(prefix="raydata_agent_pool_")) / name)
+        filesystem, root = fs.FileSystem.from_uri(self.snapshot_dir)
+        filesystem.create_dir(root, recursive=True)
+        fs.copy_files(str(local), f"{root}/{name}", destination_filesystem=filesystem)
+        return local
 
     def get_history(self) -> list[dict]:
         return self.history

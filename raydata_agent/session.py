@@ -476,7 +476,7 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
     tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name or cfg.run_name(),
                             params, tags={**source_tags(), "selector": cfg.selection.selector,
                                           "integration": integration})
-    snapshot_dir = str(Path(cfg.ray.storage_path) / tracker.run_id / "pool")
+    snapshot_dir = f"{cfg.ray.storage_path.rstrip('/')}/{tracker.run_id}/pool"
     agent = None
     if use_ray or cfg.selection.selector == "data_agent":
         import ray

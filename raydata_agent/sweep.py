@@ -151,7 +151,9 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
                            tags={report.SWEEP_TAG: "parent", **source})
     scheduler = None
     if sweep.asha:
-        scheduler = tune.schedulers.ASHAScheduler(metric=sweep.metric, mode="max", max_t=base.train.epochs,
+        # max_t one past the last epoch: ASHA stops every trial that reaches max_t, and a trial stopped
+        # after its last report would be killed before it logs its plots and closes its MLflow run.
+        scheduler = tune.schedulers.ASHAScheduler(metric=sweep.metric, mode="max", max_t=base.train.epochs + 1,
                                                   grace_period=sweep.grace_period, time_attr="training_iteration")
     concurrency = concurrent_trials(base, sweep.max_concurrent_trials)
     print(f"[raydata-agent] sweep: {len(grid)} trials, {concurrency} at a time; MLflow parent run {parent.run_id}",
@@ -165,7 +167,7 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
         param_space={"base": raw, "parent_run_id": parent.run_id, "source": source,
                      "overrides": tune.grid_search(grid)},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, scheduler=scheduler),
-        run_config=tune.RunConfig(name=f"sweep_{parent.run_id}", storage_path=str(Path(base.ray.storage_path)),
+        run_config=tune.RunConfig(name=f"sweep_{parent.run_id}", storage_path=base.ray.storage_path,
                                   verbose=0),
     )
     status = "FINISHED"
@@ -175,6 +177,7 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
         status = "FAILED"
         raise
     finally:
+        close_stopped_trials(parent, sweep)
         rows = report.collect(parent.client, [parent.experiment_id],
                               filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")
         summary = ""
@@ -183,7 +186,7 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
             log_summary(parent, rows, sweep.metric)
             parent.log_text(summary + "\n", "summary/trials.txt")
             parent.log_text(report.csv(rows), "summary/trials.csv")
-            parent.log_figure(report.plot(rows, title=f"sweep {parent.run_id[:8]}"), "metric_vs_cost.png",
+            parent.log_figure(report.plot(rows, title=f"{name}: final {sweep.metric} against cost"), "metric_vs_cost.png",
                               artifact_path="summary")
         parent.end(status)
     return parent.run_id, summary
@@ -205,3 +208,14 @@ def log_summary(parent, rows, metric: str) -> None:
         parent.log_metrics({f"pareto_{metric}": r.metric, "pareto_cost_fraction": r.cost}, step=i)
     parent.set_tag("best_trial", f"{best.name} ({best.run_id})")
     parent.set_tag("pareto_front", "; ".join(f"{r.name}: {r.metric:.4f} at cost {r.cost:.3f}" for r in front))
+
+
+def close_stopped_trials(parent, sweep: SweepConfig) -> None:
+    """A trial that ASHA stops (or that dies) never closes its MLflow run: end it as KILLED, tagged,
+    so the table does not show it running for ever. Its metrics up to the stop stay."""
+    children = parent.client.search_runs([parent.experiment_id], max_results=5000,
+                                         filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}' "
+                                                       "and attributes.status = 'RUNNING'")
+    for run in children:
+        parent.client.set_tag(run.info.run_id, "raydata_agent.stopped", "ASHA" if sweep.asha else "trial ended")
+        parent.client.set_terminated(run.info.run_id, "KILLED")

@@ -18,7 +18,7 @@ import ray.train
 import ray.train.torch
 import torch
 
-from raydata_agent.config import Config, from_dict
+from raydata_agent.config import Config, from_dict, is_uri
 from raydata_agent.score_store import write_checkpoint_state
 from raydata_agent.session import NonFiniteLossError, SelectionSession, shard  # noqa: F401  (re-exported)
 from raydata_agent.tasks import build_task
@@ -42,8 +42,9 @@ def restore(model, optimizer, scheduler, cfg: Config) -> int:
     directory = None
     if checkpoint is not None:
         directory = checkpoint.to_directory()
-    elif cfg.train.resume_from:
-        directory = cfg.train.resume_from
+    elif cfg.train.resume_from:  # a directory this node sees (shared mount), or a URI such as s3://: fetched
+        directory = ray.train.Checkpoint(cfg.train.resume_from).to_directory() if is_uri(cfg.train.resume_from) \
+            else cfg.train.resume_from
     if directory is None:
         return 0
     state = torch.load(Path(directory) / "model.pt", map_location="cpu", weights_only=False)

@@ -7,10 +7,15 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One small local Ray cluster for all integration tests: starting one costs seconds."""
+    """One small local Ray cluster for all integration tests (starting one costs seconds), started the
+    way a run starts its own (`init_ray`): with the dashboard whose State API Ray Train's placement-group
+    cleaner needs. Without it, a Tune trial that ASHA stops leaves its workers' CPUs reserved for good."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from raydata_agent.config import Config, RayConfig
+    from raydata_agent.runner import init_ray
+
+    init_ray(Config(ray=RayConfig(num_cpus=2)))
     yield
     ray.shutdown()
 

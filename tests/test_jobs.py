@@ -1,21 +1,27 @@
-"""A real job round trip: `ray start --head` on loopback, a job submitted through the Jobs API,
-and its run read back from a real `mlflow server`. Everything started here is stopped here."""
+"""The README's "Cluster jobs" walk-through, run as a user runs it: its own lines in bash, from a shell
+whose PATH has no venv until the walk-through activates it. `ray start --head` on loopback, a run, a
+sweep and a resume submitted with `ray job submit`, all logged to a real `mlflow server`.
+
+What the test changes, and only that: ports (the test session's cluster and other users of this host
+hold Ray's and MLflow's defaults), `~` (a temporary folder instead of the real home), smaller data on
+each job line, a two-trial sweep file in place of the bundled one, and no `ray stop` (it would stop
+every Ray on the host): the processes this head started are ended by their temp dir instead.
+"""
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
-BIN = Path(sys.executable).parent
+SMALL = "data.num_samples=200 data.val_samples=50 data.label_noise=0.0 train.batch_size=50"
 
 
 def free_port() -> int:
@@ -24,92 +30,94 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float = 90) -> None:
-    """Until the server answers at all (any HTTP status, 401 included)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"{url} did not answer in {timeout}s")
+def walkthrough() -> str:
+    """The bash block under the README's walk-through heading, continuation lines joined."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Walk-through"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return block.replace("\\\n", " ")
 
 
-def submit(client, uri: str, tmp_path: Path) -> str:
-    return client.submit_job(
-        entrypoint=f"{sys.executable} jobs/train.py selection.selector=random_dynamic data.num_samples=200 "
-                   f"data.val_samples=50 train.epochs=2 tracking.uri={uri} tracking.experiment=job_round_trip "
-                   f"ray.storage_path={tmp_path / 'runs'}",
-        runtime_env={"working_dir": str(ROOT),
-                     "excludes": [".venv", ".git", "runs", "mlruns", "mlflow.db", "data_cache", ".whl", ".gl"]})
+def users_path() -> str:
+    """PATH as a login shell has it: without the venv this test process runs from."""
+    venv_bin = str(Path(sys.prefix) / "bin")
+    return os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p.rstrip("/") != venv_bin)
 
 
-def test_submitted_job_logs_to_a_real_mlflow_server(tmp_path):
-    from mlflow.tracking import MlflowClient
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    ray_tmp = tempfile.mkdtemp(prefix="rdj", dir="/tmp")  # short: Ray's unix sockets live under it
-    gcs, dashboard, mlflow_port = free_port(), free_port(), free_port()
-    # Every port of this second head is its own: the test session's cluster already holds Ray's
-    # fixed defaults (its dashboard agent listens on 52365), and an agent that cannot bind never
-    # registers, so the Jobs API would answer "No available agent" for ever.
-    own_ports = [f"--{name}={free_port()}" for name in (
+def as_test_script(block: str, home: Path, ports: dict, ray_tmp: str, sweep_file: Path) -> str:
+    own = " ".join(f"--{name}={free_port()}" for name in (
         "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
-        "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("RAY_ADDRESS", None)
-    mlflow = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
-         "--num-cpus=2", f"--temp-dir={ray_tmp}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dashboard}", "--disable-usage-stats", *own_ports],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for(f"http://127.0.0.1:{mlflow_port}/health")
-        # Token auth is on (Ray >= 2.59) and stays on: the head uses the token in ~/.ray/auth_token
-        # (or RAY_AUTH_TOKEN), and this client presents the same token, deliberately.
-        wait_for(f"http://127.0.0.1:{dashboard}/", timeout=120)  # by now the head has written its token
-        token = os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").read_text().strip()
-        client = JobSubmissionClient(f"http://127.0.0.1:{dashboard}", headers={"Authorization": f"Bearer {token}"})
-        uri = f"http://127.0.0.1:{mlflow_port}"
-        deadline = time.time() + 120
-        while True:  # the head's dashboard answers before its job agent has registered
-            try:
-                job = submit(client, uri, tmp_path)
-                break
-            except RuntimeError as err:
-                if "No available agent" not in str(err) or time.time() > deadline:
-                    raise
-                time.sleep(3)
-        deadline = time.time() + 400
-        while (status := client.get_job_status(job)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED,
-                                                              JobStatus.STOPPED}:
-            assert time.time() < deadline, "job did not finish in time"
-            time.sleep(3)
-        logs = client.get_job_logs(job)
-        assert status == JobStatus.SUCCEEDED, logs[-3000:]
-        assert "summary" in logs and "cost fraction" in logs
+        "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port"))
+    lines = []
+    for line in block.splitlines():
+        line = line.replace("$HOME/", f"{home}/").replace("~/", f"{home}/")
+        line = line.replace("--port 5000", f"--port {ports['mlflow']}").replace(":5000", f":{ports['mlflow']}")
+        line = line.replace(":8265", f":{ports['dashboard']}")
+        if line.startswith("source .venv/bin/activate") and not (ROOT / ".venv").exists():
+            line = line.replace(".venv", sys.prefix, 1)  # a git worktree runs the main checkout's venv
+        if line.startswith("ray start --head"):
+            line += (f" --port={ports['gcs']} --dashboard-port={ports['dashboard']} --num-cpus=2"
+                     f" --temp-dir={ray_tmp} {own}")
+        if line.startswith("ray job submit"):
+            line = line.replace("jobs/configs/sweep_shapes.yaml", str(sweep_file))
+            line += f" {SMALL} ray.storage_path={home}/ray_results/raydata_agent tracking.experiment=walkthrough"
+        if line.startswith("ray stop"):
+            continue
+        if line.startswith("mlflow server"):
+            line = line.replace(" &", f" > {home}/mlflow.log 2>&1 &") + "\nfor i in $(seq 180); do curl -s " \
+                   f"http://127.0.0.1:{ports['mlflow']}/health && break; sleep 1; done"
+        lines.append(line)
+    return "set -e\n" + "\n".join(lines) + "\n"
 
-        mlflow_client = MlflowClient(uri)
-        exp = mlflow_client.get_experiment_by_name("job_round_trip")
-        runs = mlflow_client.search_runs([exp.experiment_id])
-        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-        assert len(mlflow_client.get_metric_history(runs[0].info.run_id, "val_metric")) == 2
-        assert mlflow_client.list_artifacts(runs[0].info.run_id, "plots")
+
+def test_readme_walkthrough_runs_as_written(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    home = tmp_path / "home"
+    home.mkdir()
+    ports = {"mlflow": free_port(), "dashboard": free_port(), "gcs": free_port()}
+    ray_tmp = tempfile.mkdtemp(prefix="rdj", dir="/tmp")  # short: Ray's unix sockets live under it
+    sweep_file = tmp_path / "sweep_small.yaml"
+    bundled = yaml.safe_load((ROOT / "jobs/configs/sweep_shapes.yaml").read_text())
+    bundled["sweep"]["grid"] = {"selection.selector": ["random_dynamic"], "selection.ratio": [0.5]}
+    bundled["train"]["epochs"] = 2
+    sweep_file.write_text(yaml.safe_dump(bundled))
+    script = as_test_script(walkthrough(), home, ports, ray_tmp, sweep_file)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "VIRTUAL_ENV", "RAY_AUTH_MODE")}
+    env["PATH"] = users_path()
+    env["RAY_raylet_start_wait_time_s"] = "180"  # a busy 2-CPU host registers a new node slowly
+    assert subprocess.run(["bash", "-c", "command -v ray || true"], env=env, capture_output=True,
+                          text=True).stdout.strip() != str(Path(sys.prefix) / "bin" / "ray")
+    shell = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = shell.communicate(timeout=900)
+        assert shell.returncode == 0, out[-4000:]
+        assert out.count("succeeded") >= 3, out[-4000:]
+        assert "No module named" not in out and "multiple active Ray instances" not in out
+        logs = "".join(p.read_text(errors="replace") for p in Path(ray_tmp).glob("session_*/logs/*.err"))
+        assert "ConnectionError: Found multiple active Ray instances" not in logs  # Train's PG cleaner
+
+        uri = f"http://127.0.0.1:{ports['mlflow']}"
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("walkthrough")
+        runs = client.search_runs([exp.experiment_id])
+        trained = [r for r in runs if r.data.params.get("selection.selector") == "greedy"]
+        assert len(trained) == 2 and all(r.info.status == "FINISHED" for r in trained)
+        resumed = next(r for r in trained if "resumed_from" in r.data.tags)
+        assert resumed.data.tags["resumed_from"].startswith(str(home / "ray_results" / "raydata_agent"))
+        steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "val_metric")]
+        assert steps == [5, 6]  # continues after run 1's four epochs
+        assert resumed.data.tags["mlflow.source.name"] == "jobs/train.py"
+        parent = next(r for r in runs if r.data.tags.get("raydata_agent.sweep") == "parent")
+        assert "best_val_metric" in parent.data.metrics and parent.info.status == "FINISHED"
+        assert f"{uri}/#/experiments/{exp.experiment_id}/runs/" in out  # the printed pages, not `mlflow ui`
+        assert "mlflow ui --backend-store-uri http" not in out
     finally:
-        for proc in (head, mlflow):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        head.wait(timeout=60)
-        mlflow.wait(timeout=30)
-        # Anything this head started (raylet, workers) carries its temp dir on the command line; never
-        # `ray stop`, which would also stop the test session's own cluster.
+        try:
+            os.killpg(shell.pid, signal.SIGTERM)  # the walk-through's `mlflow server &`
+        except ProcessLookupError:
+            pass
+        # Everything this head started carries its temp dir on the command line; never `ray stop`,
+        # which would also stop the test session's own cluster.
         subprocess.run(["pkill", "-f", ray_tmp], check=False)

@@ -50,38 +50,53 @@ def test_cluster_yaml_is_valid_for_the_cluster_launcher():
     assert any(t["resources"].get("GPU", 0) > 0 for t in types.values()), "a GPU worker type"
     head = " ".join(config["head_start_ray_commands"])
     assert "mlflow server" in head and "0.0.0.0" not in head  # bound to the private network only
+    # Ray starts from the venv `make install` fills, so a job's `python` is the venv's on every node.
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all(c.startswith(". /home/ubuntu/raydata_agent/.venv/bin/activate;") for c in starts)
 
 
 @pytest.mark.integration
-def test_sweep_nests_trials_under_a_parent_and_logs_the_summary(ray_cluster, tmp_path, capsys):
+def test_sweep_nests_trials_asha_stops_the_weak_one_and_the_parent_holds_the_summary(ray_cluster, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
     from raydata_agent.cli import main
 
     spec = tmp_path / "sweep.yaml"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec.write_text(yaml.safe_dump({
-        "data": {"name": "shapes", "num_samples": 200, "val_samples": 50},
-        "train": {"epochs": 2, "batch_size": 50}, "selection": {"delta": 1.0},
-        "tracking": {"experiment": "sweep_test", "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                     "log_snapshots": False},
+        "data": {"name": "digits"}, "train": {"epochs": 3, "batch_size": 32},
+        "selection": {"selector": "random_dynamic", "ratio": 0.5},
+        "tracking": {"experiment": "sweep_test", "uri": uri, "log_snapshots": False},
         "ray": {"storage_path": str(tmp_path / "runs")},
-        "sweep": {"grid": {"selection.selector": ["random_dynamic"], "selection.ratio": [0.5]},
-                  "full_baseline": True}}))
+        # One at a time, so the order is fixed: the lr=1e-5 trial reaches ASHA's first rung after the
+        # lr=0.05 one and, far below it, is stopped there (the full-data run may or may not be).
+        "sweep": {"grid": {"train.lr": [0.05, 0.00001]}, "full_baseline": True, "asha": True,
+                  "grace_period": 1, "max_concurrent_trials": 1}}))
     assert main(["tune", "--config", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "sweep summary" in out and "random_dynamic" in out and "full" in out
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(uri)
     exp = client.get_experiment_by_name("sweep_test")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.data.tags.get("raydata_agent.sweep") == "parent"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert sorted(r.data.params["selection.selector"] for r in children) == ["full", "random_dynamic"]
-    assert all(len(client.get_metric_history(r.info.run_id, "val_metric")) == 2 for r in children)
-    summary = {a.path for a in client.list_artifacts(parents[0].info.run_id, "summary")}
+    parent = parents[0]
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert sorted(children) == ["full r1 s0", "random_dynamic r0.5 s0 lr=0.05", "random_dynamic r0.5 s0 lr=1e-05"]
+    epochs = {name: len(client.get_metric_history(r.info.run_id, "val_metric")) for name, r in children.items()}
+    # Stopped at the first rung; the stop reaches the trial while its next epoch may already be logged.
+    stopped = children["random_dynamic r0.5 s0 lr=1e-05"]
+    assert epochs["random_dynamic r0.5 s0 lr=0.05"] == 3 and epochs["random_dynamic r0.5 s0 lr=1e-05"] < 3
+    assert stopped.info.status == "KILLED" and stopped.data.tags["raydata_agent.stopped"] == "ASHA"
+    assert all(r.info.status != "RUNNING" for r in children.values())  # a stopped trial's run is closed
+    summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/trials.csv", "summary/metric_vs_cost.png", "summary/trials.txt"} <= summary
+    best = max(children.values(), key=lambda r: r.data.metrics["val_metric"])
+    assert parent.data.metrics["best_val_metric"] == best.data.metrics["val_metric"]
+    assert parent.data.tags["best_trial"].endswith(f"({best.info.run_id})")
+    assert parent.data.metrics["pareto_points"] >= 1 and "full_val_metric" in parent.data.metrics
+    assert len(client.get_metric_history(parent.info.run_id, "pareto_val_metric")) == parent.data.metrics["pareto_points"]
 
-    assert main(["report", "sweep_test", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                 "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["report", "sweep_test", "--tracking-uri", uri, "--out", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "r.png").stat().st_size > 0
     assert "random_dynamic" in capsys.readouterr().out
