@@ -44,7 +44,8 @@ def make_worker_class():
     class SimulatedWorker:
         """One training worker without a model: plan, then record batches through a real session."""
 
-        def __init__(self, store, cfg_dict: dict, d: int, batch: int, device: str, seed: int, agent=None):
+        def __init__(self, store, cfg_dict: dict, d: int, batch: int, device: str, seed: int, agent=None,
+                     n_rows: int = 0):
             import torch
 
             from raydata_agent.config import from_dict
@@ -57,8 +58,18 @@ def make_worker_class():
             self.probs = torch.randn(batch, 10, generator=gen).softmax(-1).to(device)
             self.features = torch.randn(batch, d, generator=gen).to(device)
             self.batch = batch
+            self.seed, self.n_rows = seed, n_rows
 
         def ready(self) -> bool:
+            """Start-up is not throughput: with the agent, import RLlib here and fetch the learner's
+            first weights (it builds its LearnerGroup then), as a training worker does on its first batch."""
+            if self.session.agent is not None:
+                from raydata_agent.agent.acting import WorkerActing, obs_dim
+
+                cfg = self.session.cfg
+                self.session.acting = WorkerActing(cfg.agent, self.session.agent, self.n_rows,
+                                                   seed=self.seed, device=str(self.features.device))
+                self.session.acting._refresh(obs_dim(self.features.shape[1], cfg.agent.state))
             return True
 
         def run(self, epoch: int, rank: int, world: int, max_seconds: float) -> tuple[int, float, bool]:
@@ -94,7 +105,7 @@ def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root:
     labels = np.arange(n_rows) % 10
     store = ray.remote(ScoreStore).options(num_cpus=0).remote(
         cfg.to_dict(), labels, None, 10, None, tempfile.mkdtemp(dir=snapshot_root), agent)
-    workers = [worker_cls.remote(store, cfg.to_dict(), d, args.batch, args.device, seed=k, agent=agent)
+    workers = [worker_cls.remote(store, cfg.to_dict(), d, args.batch, args.device, seed=k, agent=agent, n_rows=n_rows)
                for k in range(args.workers)]
     ray.get([w.ready.remote() for w in workers])  # process start and imports are not throughput
     ray.get(store.plan.remote(0))  # epoch 0: full data (warm-up)

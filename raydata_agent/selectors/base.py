@@ -88,13 +88,14 @@ class Selector:
         self.rng.bit_generator.state = state["rng"]
 
     # Helpers shared by the weight-driven selectors.
-    def take_by_weight(self, pool: SamplePool, epoch: int, k: int, groups: np.ndarray | None = None) -> Selection:
+    def take_by_weight(self, pool: SamplePool, epoch: int, k: int, groups=None) -> Selection:
         """Top-k or proportional (Gumbel top-k) choice by weight, with no sample starved forever.
 
         topk: samples not trained on for `max_staleness` epochs (or never) jump the queue.
         proportional: sampling without replacement in proportion to weight; every weight is floored
         above zero, so every sample keeps a chance.
-        groups (e.g. labels): each group gets its share of k (largest remainder), chosen within it.
+        groups (labels, or `group_rows(labels)`): each group gets its share of k (largest remainder),
+        chosen within it.
         """
         weights = np.asarray(self.weights(pool, epoch), np.float64)
         n = len(weights)
@@ -115,14 +116,22 @@ def top_k(key: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-key, k - 1)[:k] if k < len(key) else np.arange(len(key))
 
 
-def grouped_top_k(key: np.ndarray, k: int, groups: np.ndarray) -> np.ndarray:
-    """Top-k within each group, the group quotas proportional to group size (largest remainder)."""
-    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+def group_rows(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by group, and each group's [start, end) in that order: computed once per pool
+    (labels do not change), so a grouped top-k costs no sort per epoch."""
+    order = np.argsort(groups, kind="stable")
+    _, counts = np.unique(groups[order], return_counts=True)
+    return order, np.r_[0, np.cumsum(counts)]
+
+
+def grouped_top_k(key: np.ndarray, k: int, groups: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Top-k within each group, the group quotas proportional to group size (largest remainder).
+    `groups`: a label per row, or `group_rows(labels)`."""
+    order, bounds = group_rows(groups) if isinstance(groups, np.ndarray) else groups
+    counts = np.diff(bounds)
     exact = k * counts / len(key)
     quota = np.floor(exact).astype(np.int64)
     quota[np.argsort(-(exact - quota), kind="stable")[: k - quota.sum()]] += 1
-    order = np.argsort(inverse, kind="stable")  # rows grouped, one pass
-    bounds = np.r_[0, np.cumsum(counts)]
     chosen = [order[bounds[g] + top_k(key[order[bounds[g]:bounds[g + 1]]], int(q))]
               for g, q in enumerate(quota) if q > 0]
     return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)

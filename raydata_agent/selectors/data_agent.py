@@ -18,7 +18,7 @@ import numpy as np
 from raydata_agent.agent.acting import CONTEXT_COLUMNS, call, fetch, is_ready
 from raydata_agent.config import AgentConfig
 from raydata_agent.pool import NEVER
-from raydata_agent.selectors.base import Selector
+from raydata_agent.selectors.base import Selector, group_rows
 
 
 class DataAgentSelector(Selector):
@@ -33,13 +33,15 @@ class DataAgentSelector(Selector):
         self.agent_cfg = agent_cfg or AgentConfig()
         self.target = np.zeros(num_samples, np.float32)  # each sample's latest reward target
         self.pending_metrics = None  # the end_epoch call of the previous epoch
+        self.groups = None  # group_rows(labels), once: labels never change
 
     def weights(self, pool, epoch):
         return np.where(pool.seen, pool.weight, 1.0).astype(np.float32)
 
     def choose(self, pool, epoch, k):
-        groups = pool.label if self.agent_cfg.class_balanced else None
-        return self.take_by_weight(pool, epoch, k, groups=groups)
+        if self.agent_cfg.class_balanced and self.groups is None:
+            self.groups = group_rows(pool.label)
+        return self.take_by_weight(pool, epoch, k, groups=self.groups if self.agent_cfg.class_balanced else None)
 
     def annotate(self, pool, epoch, selection):
         """Per selected sample: label agreement, epochs since its last visit (a fraction of the run),
@@ -72,9 +74,10 @@ class DataAgentSelector(Selector):
         elif self.pending_metrics is None:
             self.pending_metrics = ref
         if epoch == 0 and self.agent_cfg.warm_start_passes and pool.seen.any():
-            seen = np.flatnonzero(pool.seen)
-            rank = np.argsort(np.argsort(self.target[seen], kind="stable"), kind="stable")
-            pool.weight[seen] = (rank + 1) / len(seen)  # the target's ranking, in (0, 1]
+            seen = pool.seen
+            target = self.target[seen]
+            lo, hi = float(target.min()), float(target.max())
+            pool.weight[seen] = 1e-3 + 0.998 * (target - lo) / (hi - lo + 1e-12)  # the target's order, O(N)
         return metrics
 
     def state_dict(self):
