@@ -98,16 +98,16 @@ def simulated_labels(n=1500, classes=5, noise=0.3, seed=0):
     return rng, true, given, flipped, x, rng.random(n) * 3  # hardness
 
 
-def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=()):
+def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=(), data_seed=0):
     """A model whose belief in each sample's true class grows with training; a flipped label is
     contradicted (high loss: greedy's favourite) unless the sample is memorised by training on it.
     The loop talks to a SelectionSession over an in-process ScoreStore, as a user's loop would."""
-    rng, true, given, flipped, x, hardness = simulated_labels()
+    rng, true, given, flipped, x, hardness = simulated_labels(seed=data_seed)
     n, classes = len(true), 5
     cfg = load_config(None, [f"selection.selector={selector}", f"selection.ratio={ratio}",
                              f"train.epochs={epochs}", "selection.max_staleness=8",  # no forced revisit
                              *overrides])
-    agent = DataAgent(vars(cfg.agent), n, seed=0) if selector == "data_agent" else None
+    agent = DataAgent(vars(cfg.agent), n, seed=cfg.train.seed) if selector == "data_agent" else None
     store = ScoreStore(cfg.to_dict(), given, None, classes, None, str(tmp_path / selector), agent=agent)
     session = SelectionSession(store, cfg, agent=agent)
     memorised = np.zeros(n)
