@@ -1,0 +1,36 @@
+"""benchmarks/quality.py's analysis: paired differences over seeds with a t-interval, and its table."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import quality  # noqa: E402
+
+
+def row(selector, ratio, seed, metric, noisy=None):
+    return {"run_id": f"{selector}{ratio}{seed}", "selector": selector, "ratio": ratio, "seed": seed,
+            "metric": metric, "cost_fraction": 0.5 if selector != "full" else 1.0,
+            "selection_cost_fraction": ratio, "trained": {} if noisy is None else {"is_noisy": noisy},
+            **({"last_vals": [metric] * 3} if selector == "full" else {})}
+
+
+def test_paired_interval_table_and_ground_truth_shares():
+    from scipy import stats
+
+    greedy = [0.90, 0.92, 0.91]
+    agent = [0.93, 0.94, 0.95]
+    rows = ([row("greedy", 0.5, s, m, noisy=0.9) for s, m in enumerate(greedy)]
+            + [row("data_agent", 0.5, s, m, noisy=0.4) for s, m in enumerate(agent)]
+            + [row("full", 1.0, s, 0.95) for s in range(3)])
+    cells, paired, convergence = quality.analyse(rows)
+    pair = next(p for p in paired if p["selector"] == "data_agent" and p["baseline"] == "greedy")
+    diffs = np.array(agent) - np.array(greedy)
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert pair["n"] == 3 and pair["diff_mean"] == pytest.approx(diffs.mean())
+    assert (pair["ci_low"], pair["ci_high"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
+    assert not any(p["selector"] == "full" for p in paired) and set(convergence) == {0, 1, 2}
+    text = quality.tables(cells, paired, [0.5])
+    assert "data_agent" in text and "+3.0 [" in text and "is_noisy @0.5" in text and "0.400" in text
+    assert "kept exactly its ratio" in text
