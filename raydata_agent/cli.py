@@ -1,32 +1,50 @@
-"""`raydata-agent run [--config FILE] [key=value ...]`."""
+"""`raydata-agent run [--config FILE] [key=value ...]`, `resume RUN_ID`, `tune`, `report`.
+
+Bad input found before Ray starts (config, tracking URI, data, checkpoint) prints one line and exits 2."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from raydata_agent.checkpoint import CheckpointError
 from raydata_agent.config import ConfigError, load_config
 
 
 def _run(args) -> int:
-    from raydata_agent.runner import RunFailed, run
+    from raydata_agent.runner import run
 
     cfg = load_config(args.config, args.overrides)  # fails here, before Ray starts, on a bad key
     print(f"[raydata-agent] {cfg.task.name} on {cfg.data.name}, selector={cfg.selection.selector} "
           f"ratio={cfg.selection.ratio}, {cfg.train.epochs} epochs, {cfg.train.num_workers} worker(s)", flush=True)
+    return _train(run, cfg)
+
+
+def _resume(args) -> int:
+    from raydata_agent.runner import resume
+
+    print(f"[raydata-agent] resuming run {args.run_id}", flush=True)
+    return _train(lambda cfg: resume(args.run_id, args.tracking_uri), None)
+
+
+def _train(start, cfg) -> int:
+    from raydata_agent.runner import RunFailed
+    from raydata_agent.tracking import redact
+
     try:
-        result = run(cfg)
+        result = start(cfg)
     except RunFailed as err:
         print(f"\n[raydata-agent] FAILED: {err}", file=sys.stderr)
         return 1
-    final = result.final
+    final, task = result.final, result.task
+    uri = redact(result.tracking_uri)
     print("\n[raydata-agent] summary")
     print(f"  run id          {result.run_id}")
-    print(f"  final {cfg.task.name} metric  {final.get('val_metric', float('nan')):.4f}")
+    print(f"  final {task} metric  {final.get('val_metric', float('nan')):.4f}")
     print(f"  cost fraction   {final.get('cost_fraction', float('nan')):.3f} of full-data sample passes"
           + (f" (selection epochs: {final['selection_cost_fraction']:.3f})" if "selection_cost_fraction" in final else ""))
     print(f"  checkpoint      {result.checkpoint_path}")
-    print(f"  MLflow          {result.tracking_uri}  experiment {result.experiment_id}, run {result.run_id}")
-    print(f"  open            {open_hint(result.tracking_uri, result.experiment_id, result.run_id)}")
+    print(f"  MLflow          {uri}  experiment {result.experiment_id}, run {result.run_id}")
+    print(f"  open            {open_hint(uri, result.experiment_id, result.run_id)}")
     return 0
 
 
@@ -71,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--config", help="YAML config file (sections: task, data, selection, reward, agent, "
                                         "train, tracking, ray)")
     p_run.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. selection.ratio=0.3")
+    p_resume = sub.add_parser("resume", help="continue a run whose driver died, into the same MLflow run")
+    p_resume.add_argument("run_id", help="the MLflow run id (printed at the start and in the summary)")
+    p_resume.add_argument("--tracking-uri", help="default: sqlite:///$PWD/mlflow.db")
     p_tune = sub.add_parser("tune", help="a Ray Tune sweep: every trial is one training run")
     p_tune.add_argument("--config", help="run config with a `sweep:` section (see jobs/configs/sweep_shapes.yaml)")
     p_tune.add_argument("overrides", nargs="*", help="section.key=value overrides for every trial")
@@ -80,10 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     p_report.add_argument("--out", help="plot path (default: report_<experiment>.png)")
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "tune": _tune, "report": _report}[args.command](args)
+        return {"run": _run, "resume": _resume, "tune": _tune, "report": _report}[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        from raydata_agent.data import DataError  # imports torch: loaded by now, not for a config error
+
+        if not isinstance(err, (DataError, CheckpointError)):
+            raise
+        print(f"{'data' if isinstance(err, DataError) else 'checkpoint'} error: {err}", file=sys.stderr)
+        return 2  # found before Ray starts: one line, no traceback
 
 
 if __name__ == "__main__":

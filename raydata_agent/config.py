@@ -6,6 +6,7 @@ Errors name the dotted key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import typing
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class TrainConfig:
     use_gpu: bool = False
     cpus_per_worker: int = 1
     resume_from: str | None = None  # checkpoint directory of an earlier run
+    max_failures: int = 2  # Ray Train restarts the workers from the last checkpoint this many times
 
 
 @dataclass
@@ -136,7 +138,9 @@ class TrackingConfig:
     uri: str | None = None  # None: sqlite:///<cwd>/mlflow.db
     experiment: str = "raydata_agent"
     run_name: str | None = None
-    log_snapshots: bool = True  # log each epoch's pool Parquet snapshot as an artifact
+    log_snapshots: bool = True  # log the pool Parquet snapshots as artifacts (else they stay on disk only)
+    snapshot_every: int = 5  # snapshot the pool every k epochs, and after the last; 0: the last only
+    snapshot_columns: str = "scores"  # scores: every column but `source` (file paths) | all
     parent_run_id: str | None = None  # nest this run under a sweep's parent run (set by `raydata-agent tune`)
 
 
@@ -204,6 +208,13 @@ REWARD_SCALES = ("per_sample", "none")
 REWARD_BASELINES = ("pool", "none")
 AGENT_REWARDS = ("agreement", "score")
 AGENT_STATES = ("full", "features")
+SNAPSHOT_COLUMNS = ("scores", "all")
+
+
+def did_you_mean(word: Any, candidates: typing.Iterable[str], prefix: str = "") -> str:
+    """" (did you mean `x`?)" for the closest candidate a letter or two away, as argparse and git say."""
+    close = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean `{prefix}{close[0]}`?)" if close else ""
 
 
 _SEGMENTATION = lambda c: c.task.name == "segmentation"  # noqa: E731
@@ -241,7 +252,8 @@ _PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
 def _check_choice(key: str, value: Any, allowed: typing.Iterable[str]) -> None:
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+        raise ConfigError(f"{key}={value!r} is not allowed{did_you_mean(value, allowed)}; "
+                          f"choose one of: {', '.join(allowed)}")
 
 
 def _check_range(key: str, value: float, lo: float, hi: float, lo_open=False, hi_open=False) -> None:
@@ -274,6 +286,11 @@ def validate(cfg: Config) -> Config:
                           f"workers score each batch themselves: choose a batch variant for selection.selector=data_agent")
     if cfg.agent.warm_start_passes < 0:
         raise ConfigError(f"agent.warm_start_passes={cfg.agent.warm_start_passes!r} must be >= 0")
+    _check_choice("tracking.snapshot_columns", cfg.tracking.snapshot_columns, SNAPSHOT_COLUMNS)
+    for key in ("tracking.snapshot_every", "train.max_failures"):
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) < 0:
+            raise ConfigError(f"{key}={getattr(getattr(cfg, section), name)!r} must be >= 0")
     _check_range("selection.ratio", cfg.selection.ratio, 0.0, 1.0, lo_open=True)
     _check_range("selection.delta", cfg.selection.delta, 0.0, 1.0)
     _check_range("selection.epsilon", cfg.selection.epsilon, 0.0, 1.0)
@@ -415,26 +432,45 @@ def from_dict(raw: dict[str, Any]) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("a config must be a mapping of sections (task, data, selection, ...)")
-    sections = {f.name: f for f in dataclasses.fields(Config)}
     built = {}
     for section, values in raw.items():
-        if section not in sections:
-            raise ConfigError(f"unknown config section {section!r}; allowed: {', '.join(sections)}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping")
+        values = _section_values(section, values)
         cls = typing.get_type_hints(Config)[section]
         hints = typing.get_type_hints(cls)
         for key in values:
             if key not in hints:
-                raise ConfigError(
-                    f"unknown config key {section}.{key}; allowed keys of {section}: {', '.join(hints)}")
+                hint = did_you_mean(key, hints, prefix=f"{section}.") or _other_section(key, section)
+                raise ConfigError(f"unknown config key {section}.{key}{hint}; "
+                                  f"allowed keys of {section}: {', '.join(hints)}")
         built[section] = cls(**{k: _coerce(f"{section}.{k}", v, hints[k]) for k, v in values.items()})
     return Config(**built)
 
 
+def _section_values(section: Any, values: Any) -> dict:
+    """A section's keys; `train:` with nothing under it is empty, but `train: 0` is a mistake."""
+    sections = [f.name for f in dataclasses.fields(Config)]
+    if section not in sections:
+        raise ConfigError(f"unknown config section {section!r}"
+                          f"{_other_section(section) or did_you_mean(section, sections)}; "
+                          f"allowed: {', '.join(sections)}")
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping of its keys, "
+                          f"got {type(values).__name__} {values!r}")
+    return values
+
+
+def _other_section(key: Any, section: str | None = None) -> str:
+    """A key written at the top level or under the wrong section: point at the section that has it."""
+    owners = [f"{f.name}.{key}" for f in dataclasses.fields(Config) if f.name != section
+              and key in {g.name for g in dataclasses.fields(f.default_factory())}]
+    return f" (did you mean `{owners[0]}`?)" if owners else ""
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` overrides; values are parsed as YAML scalars."""
-    raw = {k: dict(v or {}) for k, v in (raw or {}).items()}
+    raw = {k: dict(_section_values(k, v)) for k, v in (raw or {}).items()}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
@@ -453,9 +489,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from err
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: "
+                              f"{' '.join(str(err).split())}") from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from err
+        if raw is None:  # an empty file: the defaults
+            raw = {}
         if not isinstance(raw, dict):
-            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (task, data, "
+                              f"selection, ...), got {type(raw).__name__} {str(raw)[:60]!r}")
     return resolve_paths(validate(from_dict(_task_defaults(apply_overrides(raw, overrides or [])))))

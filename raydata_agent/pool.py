@@ -99,14 +99,20 @@ class SamplePool:
 
         return ray.data.from_arrow(self.table())
 
-    def snapshot(self, path: str | os.PathLike) -> Path:
-        """Write the pool as Parquet atomically: a reader never sees a half-written file."""
+    def snapshot(self, path: str | os.PathLike, columns: str = "all") -> Path:
+        """Write the pool as zstd Parquet atomically: a reader never sees a half-written file.
+
+        columns="scores" leaves out `source` (the file paths: the bulk of a large pool's bytes, and
+        constant over a run; the checkpoint's pool.parquet keeps them)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
+        table = self.table()
+        if columns == "scores":
+            table = table.drop_columns(["source"])
         try:
-            pq.write_table(self.table(), tmp)
+            pq.write_table(table, tmp, compression="zstd")
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

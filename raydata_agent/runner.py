@@ -10,13 +10,14 @@ import time
 from dataclasses import dataclass, field
 
 import ray
+from ray.train import UserCallback
 
 from raydata_agent import plots
-from raydata_agent.config import Config, is_uri, resolve_paths
+from raydata_agent.config import Config, ConfigError, from_dict, is_uri, resolve_paths, validate
+from raydata_agent.preflight import preflight
 from raydata_agent.score_store import ScoreStore
 from raydata_agent.session import SelectionSession
-from raydata_agent.tasks import build_task
-from raydata_agent.tracking import Tracker, source_tags
+from raydata_agent.tracking import Tracker, check_reachable, redact, source_tags
 from raydata_agent.train import train_loop_per_worker
 
 
@@ -32,6 +33,7 @@ class RunResult:
     history: list[dict]
     checkpoint_path: str | None
     final: dict = field(default_factory=dict)
+    task: str = "classification"
 
 
 def init_ray(cfg: Config) -> None:
@@ -119,18 +121,44 @@ def _progress(store, total_epochs: int, done: threading.Event, out=sys.stdout) -
                   end="", file=out, flush=True)
 
 
-def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
-        source: dict | None = None) -> RunResult:
-    """Train one model with data selection. `callbacks` are Ray Train callbacks (e.g. Tune's
-    TuneReportCallback, which forwards each epoch's metrics to a Tune trial); `source` the MLflow
-    source tags of the process that started it (a sweep's trials run in Ray workers: theirs say nothing)."""
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+class EpochCommits(UserCallback):
+    """Runs in the Ray Train controller. When a report's checkpoint is committed, the epoch it holds
+    is logged to MLflow (once): an epoch a restart will redo never shows in the metric history.
+    A worker error that a restart cannot mend (a NaN loss, bad data) stops the run here instead of
+    being retried `train.max_failures` times."""
 
-    cfg = resolve_paths(cfg)
-    init_ray(cfg)
-    task = build_task(cfg)
-    train_data, _ = task.load_data()  # labels and sources for the pool
+    def __init__(self, store):
+        self.store = store
+
+    def after_report(self, run_context, metrics, checkpoint):
+        if checkpoint is not None and metrics and "epoch" in metrics[0]:
+            ray.get(self.store.publish.remote(int(metrics[0]["epoch"])))
+
+    def after_exception(self, run_context, worker_exceptions):
+        for error in worker_exceptions.values():
+            cause = root_cause(error)
+            if type(cause).__name__ in DETERMINISTIC_ERRORS:
+                raise cause
+
+
+DETERMINISTIC_ERRORS = ("NonFiniteLossError", "DataError", "CheckpointError")  # the same on every retry
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The user's exception inside Ray's wrappers (RayTaskError.cause, ControllerError.controller_failure)."""
+    while True:
+        inner = (getattr(error, "controller_failure", None) or getattr(error, "cause", None)
+                 or error.__cause__)
+        if not isinstance(inner, BaseException) or inner is error:
+            return error
+        error = inner
+
+
+def _start_tracking(cfg: Config, task, resume_run_id: str | None, source: dict | None) -> Tracker:
+    if resume_run_id is not None:
+        tracker = Tracker(cfg.tracking_uri, resume_run_id)
+        tracker.client.update_run(resume_run_id, status="RUNNING")
+        return tracker
     tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name or cfg.run_name(),
                             {k: v for k, v in cfg.run_params().items()
                              if k not in ("tracking.run_name", "tracking.parent_run_id")},  # the name and tag
@@ -139,12 +167,40 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
                                      if cfg.tracking.parent_run_id else {}),
                                   "selector": cfg.selection.selector, "task": cfg.task.name,
                                   "data": cfg.data.name})
+    tracker.log_text(config_yaml(cfg), CONFIG_ARTIFACT)  # what `raydata-agent resume` reads back
     skipped = getattr(task, "skipped", [])  # unreadable inputs the task dropped, with reasons
     tracker.log_metrics({"data_skipped": len(skipped)}, step=0)
     if skipped:
         tracker.log_text("".join(f"{path}\t{reason}\n" for path, reason in skipped), "data/skipped.tsv")
         print(f"[raydata-agent] skipped {len(skipped)} unreadable input(s); list in MLflow: data/skipped.tsv",
               flush=True)
+    return tracker
+
+
+CONFIG_ARTIFACT = "config.yaml"
+
+
+def config_yaml(cfg: Config) -> str:
+    import yaml
+
+    raw = cfg.to_dict()
+    raw["tracking"]["uri"] = redact(raw["tracking"]["uri"])  # never a password in an artifact
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
+        source: dict | None = None, resume_run_id: str | None = None) -> RunResult:
+    """Train one model with data selection. `callbacks` are Ray Train callbacks (e.g. Tune's
+    TuneReportCallback, which forwards each epoch's metrics to a Tune trial); `source` the MLflow
+    source tags of the process that started it (a sweep's trials run in Ray workers: theirs say nothing).
+    `resume_run_id` continues that MLflow run from its latest checkpoint (see `resume`)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    cfg = resolve_paths(cfg)
+    task, train_data, _ = preflight(cfg)  # config, tracking store, checkpoint, data: before Ray starts
+    init_ray(cfg)
+    tracker = _start_tracking(cfg, task, resume_run_id, source)
     storage = cfg.ray.storage_path.rstrip("/")  # a path, or a pyarrow.fs URI (s3://bucket/dir)
     agent = None
     if cfg.selection.selector == "data_agent":
@@ -153,11 +209,8 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         agent = start_agent(cfg, len(train_data))
     store = _store_on_this_node().remote(cfg.to_dict(), train_data.labels, train_data.sources, task.num_classes,
                                          tracker, f"{storage}/{tracker.run_id}/pool", agent,
-                                         getattr(train_data, "truth", None))
+                                         getattr(train_data, "truth", None), publish_on_commit=True)
     if cfg.train.resume_from:
-        local = ray.train.Checkpoint(cfg.train.resume_from).to_directory() if is_uri(cfg.train.resume_from) \
-            else cfg.train.resume_from  # the store runs on this node
-        ray.get(store.load.remote(local))
         tracker.set_tag("resumed_from", cfg.train.resume_from)
     # The same session a user's own loop gets from start_session: the workers get copies of it;
     # this one owns the MLflow run and the actors.
@@ -170,8 +223,11 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         train_loop_config={"config": cfg.to_dict(), "session": session, "tracker": tracker},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        # The run's name is its MLflow run id: `raydata-agent resume` finds Ray Train's state by it.
         # Ray Train logs every report at INFO; the driver prints one line per epoch instead.
-        run_config=RunConfig(name=tracker.run_id, storage_path=storage, callbacks=callbacks or [],
+        run_config=RunConfig(name=tracker.run_id, storage_path=storage,
+                             callbacks=[EpochCommits(store), *(callbacks or [])],
+                             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
                              logging_config=ray.LoggingConfig(log_level="WARNING")),
     )
     done = threading.Event()
@@ -188,15 +244,52 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         done.set()
         if watcher.is_alive():
             watcher.join(timeout=15)
+        if error is None:
+            ray.get(store.publish_all.remote())  # every epoch is committed by now
         session.close(status)  # plots, the MLflow run's end, the store and agent actors
         history = session.history
     if error is not None:
-        cause = error
-        while getattr(cause, "__cause__", None) is not None:
-            cause = cause.__cause__
+        cause = root_cause(error)
         raise RunFailed(f"run {tracker.run_id} failed after {len(history)} finished epochs: "
                         f"{type(cause).__name__}: {cause}\n  MLflow run (partial metrics, plots, pool snapshots): "
-                        f"{tracker.uri} run {tracker.run_id}\n  checkpoints: {storage}/{tracker.run_id}") from error
+                        f"{redact(tracker.uri)} run {tracker.run_id}\n  checkpoints: {storage}/{tracker.run_id}\n"
+                        f"  continue it with: raydata-agent resume {tracker.run_id}") from error
     checkpoint = result.checkpoint.path if result is not None and result.checkpoint else None
     return RunResult(tracker.run_id, tracker.experiment_id, tracker.uri, history, checkpoint,
-                     final=history[-1] if history else {})
+                     final=history[-1] if history else {}, task=cfg.task.name)
+
+
+def resume(run_id: str, tracking_uri: str | None = None, progress: bool = True) -> RunResult:
+    """Continue a run whose driver died (or that failed) into the same MLflow run.
+
+    The config comes from the run's `config.yaml` artifact; Ray Train finds the run's latest
+    committed checkpoint under `<ray.storage_path>/<run id>` by the run's name and hands it to the
+    workers, which restore the model and roll the score store back to it. Epochs that MLflow already
+    holds are not logged again, and those the dead driver had checkpointed but not logged are.
+    """
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri or Config().tracking_uri
+    check_reachable(uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ConfigError(f"no MLflow store at {uri}: pass the run's --tracking-uri")
+    client = Tracker(uri, run_id).client
+    try:
+        info = client.get_run(run_id).info
+        raw = yaml.safe_load(Path(client.download_artifacts(run_id, CONFIG_ARTIFACT)).read_text())
+    except MlflowException as err:
+        raise ConfigError(f"cannot resume run {run_id} from {redact(uri)}: "
+                          f"{str(err).splitlines()[0]}") from None
+    except OSError:
+        raise ConfigError(f"run {run_id} has no {CONFIG_ARTIFACT} artifact: it was not started by "
+                          f"raydata-agent run, or by an older version") from None
+    if info.status == "FINISHED":
+        raise ConfigError(f"run {run_id} already finished; there is nothing to resume")
+    raw["tracking"]["uri"] = uri  # the stored one has its credentials masked
+    raw["train"]["resume_from"] = None  # Ray Train's own latest checkpoint of this run wins
+    cfg = validate(from_dict(raw))
+    run_dir = Path(cfg.ray.storage_path) / run_id
+    if not is_uri(cfg.ray.storage_path) and not run_dir.is_dir():
+        raise ConfigError(f"run {run_id} has no checkpoints under {run_dir} (ray.storage_path of the run)")
+    return run(cfg, progress=progress, resume_run_id=run_id)

@@ -7,13 +7,13 @@ pool the single source of truth, whatever the number of workers.
 """
 from __future__ import annotations
 
-import pickle
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from raydata_agent.checkpoint import CheckpointError
 from raydata_agent.config import Config, from_dict, is_uri
 from raydata_agent.pool import NEVER, SamplePool
 from raydata_agent.selectors import Selection, build_selector
@@ -26,7 +26,8 @@ WEIGHT_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 class ScoreStore:
     def __init__(self, config: dict, labels: np.ndarray, sources, num_classes: int,
-                 tracker: Tracker | None, snapshot_dir: str, agent=None, truth: dict | None = None):
+                 tracker: Tracker | None, snapshot_dir: str, agent=None, truth: dict | None = None,
+                 publish_on_commit: bool = False):
         self.cfg: Config = from_dict(config)
         self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
         self.num_classes = num_classes
@@ -39,6 +40,13 @@ class ScoreStore:
         self.plans: dict[int, Selection] = {}
         self.history: list[dict] = []
         self.cumulative_cost = 0  # sample forward-backward passes so far
+        self.published: set[int] = set()  # epochs whose row is in MLflow: each is logged once
+        self.snapshots: dict[int, Path] = {}  # epoch -> local snapshot file, until it is logged
+        # Under Ray Train an epoch is logged when the controller commits its checkpoint (runner.EpochCommits);
+        # elsewhere (a session in a user's own loop) when it finishes.
+        self.publish_on_commit = publish_on_commit
+        # What a run that failed before its first checkpoint rolls back to.
+        self._initial = (labels, sources, truth, self.selector.state_dict())
         self._reset_epoch()
 
     def _reset_epoch(self) -> None:
@@ -179,36 +187,61 @@ class ScoreStore:
         row["class_selected_fraction"] = (selected_per_class / np.maximum(self.class_counts, 1)).tolist()
         self.history.append(row)
         start = time.perf_counter()
-        snapshot = self._snapshot(f"pool_epoch_{epoch + 1:03d}.parquet")
+        if self._snapshot_due(epoch):
+            self.snapshots[epoch] = self._snapshot(f"pool_epoch_{epoch + 1:03d}.parquet")
         row["snapshot_s"] = time.perf_counter() - start
-        if self.tracker is not None:
-            start = time.perf_counter()
-            # People count epochs from 1: MLflow's steps and its `epoch` metric match the console and the plots.
-            self.tracker.log_metrics({**row, "epoch": epoch + 1}, step=epoch + 1)
-            if self.cfg.tracking.log_snapshots:
-                self.tracker.log_artifact(snapshot, "pool")
-            row["mlflow_log_s"] = time.perf_counter() - start
-            self.tracker.log_metrics({"mlflow_log_s": row["mlflow_log_s"]}, step=epoch + 1)
-        if is_uri(self.snapshot_dir):  # the local copy was only for MLflow
-            import shutil
-
-            shutil.rmtree(snapshot.parent, ignore_errors=True)
+        if not self.publish_on_commit:  # no Ray Train controller to wait for (a session in a user's loop)
+            self.publish(epoch)
         self._reset_epoch()
         return {k: v for k, v in row.items() if not isinstance(v, list)}
 
+    def _snapshot_due(self, epoch: int) -> bool:
+        """Every `tracking.snapshot_every` epochs and the last: at 10M rows a snapshot is hundreds of MB."""
+        every = self.cfg.tracking.snapshot_every
+        return epoch == self.cfg.train.epochs - 1 or (every > 0 and (epoch + 1) % every == 0)
+
     def _snapshot(self, name: str) -> Path:
         """Write the pool's Parquet snapshot to the storage path; returns a local copy for MLflow."""
+        columns = self.cfg.tracking.snapshot_columns
         if not is_uri(self.snapshot_dir):
-            return self.pool.snapshot(Path(self.snapshot_dir) / name)
+            return self.pool.snapshot(Path(self.snapshot_dir) / name, columns=columns)
         import tempfile
 
         from pyarrow import fs
 
-        local = self.pool.snapshot(Path(tempfile.mkdtemp(prefix="raydata_agent_pool_")) / name)
+        local = self.pool.snapshot(Path(tempfile.mkdtemp(prefix="raydata_agent_pool_")) / name, columns=columns)
         filesystem, root = fs.FileSystem.from_uri(self.snapshot_dir)
         filesystem.create_dir(root, recursive=True)
         fs.copy_files(str(local), f"{root}/{name}", destination_filesystem=filesystem)
         return local
+
+    def publish(self, epoch: int) -> None:
+        """Log an epoch's row (and snapshot) to MLflow, once. The Ray Train controller calls this when the
+        checkpoint holding the epoch is committed, so MLflow never shows an epoch that a restart will redo."""
+        if epoch in self.published or self.tracker is None:
+            return
+        row = next((h for h in self.history if h["epoch"] == epoch), None)
+        if row is None:
+            return
+        start = time.perf_counter()
+        # People count epochs from 1: MLflow's steps and its `epoch` metric match the console and the plots.
+        self.tracker.log_metrics({**row, "epoch": epoch + 1}, step=epoch + 1)
+        snapshot = self.snapshots.pop(epoch, None)
+        if snapshot is not None and snapshot.is_file():
+            if self.cfg.tracking.log_snapshots:
+                self.tracker.log_artifact(snapshot, "pool")
+            if is_uri(self.snapshot_dir):  # the local copy was only for MLflow
+                import shutil
+
+                shutil.rmtree(snapshot.parent, ignore_errors=True)
+        row["mlflow_log_s"] = time.perf_counter() - start
+        self.tracker.log_metrics({"mlflow_log_s": row["mlflow_log_s"]}, step=epoch + 1)
+        self.published.add(epoch)
+
+    def publish_all(self) -> None:
+        """Log every finished epoch not logged yet (the end of a run, or after a restore)."""
+        for row in self.history:
+            self.publish(row["epoch"])
 
     def get_history(self) -> list[dict]:
         return self.history
@@ -219,29 +252,29 @@ class ScoreStore:
         return self.pool.table(), {"selector": self.selector.state_dict(), "history": self.history,
                                    "cumulative_cost": self.cumulative_cost}
 
-    def save(self, directory: str) -> None:
-        write_checkpoint_state(directory, *self.checkpoint_state())
-
-    def load(self, directory: str) -> int:
-        """Restore from a checkpoint directory; returns the number of epochs already done."""
-        directory = Path(directory)
-        if not (directory / "store.pkl").is_file():
-            raise FileNotFoundError(f"{directory} is not a raydata_agent checkpoint: store.pkl is missing")
-        pool = SamplePool.from_parquet(directory / "pool.parquet")
+    def restore(self, table: pa.Table | None, state: dict | None) -> int:
+        """Roll the pool, selector (and agent), history and cost back to a checkpoint, or to the start
+        when there is none. Called by rank 0 whenever training (re)starts: after a worker failure
+        this actor has absorbed part of the failed epoch, which must not count. Returns the epochs done."""
+        if table is None:
+            if not (self.plans or self.history or self.epoch_passes):
+                return 0  # nothing happened yet: the first start, nothing to roll back
+            labels, sources, truth, selector_state = self._initial
+            pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
+            state = {"selector": selector_state, "history": [], "cumulative_cost": 0}
+        else:
+            pool = SamplePool.from_table(table)
         if len(pool) != len(self.pool):
-            raise ValueError(f"checkpoint {directory} holds a pool of {len(pool)} rows, this data has "
-                             f"{len(self.pool)}: it belongs to another data set")
+            raise CheckpointError(f"the checkpoint holds a pool of {len(pool)} rows, this data has "
+                                  f"{len(self.pool)}: it belongs to another data set")
         self.pool = pool
-        state = pickle.loads((directory / "store.pkl").read_bytes())  # our own checkpoint: trusted
         self.selector.load_state_dict(state["selector"])
         self.history = state["history"]
         self.cumulative_cost = state["cumulative_cost"]
+        self.plans = {}
+        self._reset_epoch()
+        if self.tracker is not None:  # what an earlier attempt or driver already logged stays logged, once
+            logged = self.tracker.client.get_metric_history(self.tracker.run_id, "epoch")
+            self.published = {m.step - 1 for m in logged}
+        self.publish_all()
         return len(self.history)
-
-
-def write_checkpoint_state(directory: str | Path, table: pa.Table, state: dict) -> None:
-    import pyarrow.parquet as pq
-
-    directory = Path(directory)
-    pq.write_table(table, directory / "pool.parquet")
-    (directory / "store.pkl").write_bytes(pickle.dumps(state))  # holds the agent's tensors too

@@ -363,11 +363,12 @@ class SelectionSession:
             if self.progress:
                 kept = ", ".join(f"{h['selected']} ({h['selected_fraction']:.0%})" for h in history)
                 print(f"[raydata-agent] kept per epoch: {kept}", flush=True)
-                from raydata_agent.tracking import ui_url
+                from raydata_agent.tracking import redact, ui_url
 
-                url = ui_url(self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id)
-                print(f"[raydata-agent] MLflow run {self.tracker.run_id} in {self.tracker.uri} "
-                      f"({url or f'mlflow ui --backend-store-uri {self.tracker.uri}'})", flush=True)
+                uri = redact(self.tracker.uri)  # never a password on the console
+                url = ui_url(uri, self.tracker.experiment_id, self.tracker.run_id)
+                print(f"[raydata-agent] MLflow run {self.tracker.run_id} in {uri} "
+                      f"({url or f'mlflow ui --backend-store-uri {uri}'})", flush=True)
         if self.remote:
             import ray
 
@@ -458,7 +459,7 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
     `labels` (int class per sample, optional) give per-class selection plots; `sources` name rows.
     """
     from raydata_agent.score_store import ScoreStore
-    from raydata_agent.tracking import Tracker, source_tags
+    from raydata_agent.tracking import Tracker, redact, source_tags
 
     if labels is None:
         if num_samples is None:
@@ -501,7 +502,7 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
         store = ScoreStore(*args)
     if progress:
         print(f"[raydata-agent] selection: {cfg.selection.selector} keeps {cfg.selection.ratio:.0%} of "
-              f"{len(labels)} samples per epoch; MLflow run {tracker.run_id} in {tracker.uri}", flush=True)
+              f"{len(labels)} samples per epoch; MLflow run {tracker.run_id} in {redact(tracker.uri)}", flush=True)
     title = f"run {tracker.run_id[:8]}: {cfg.selection.selector}, ratio {cfg.selection.ratio:g}, {integration}"
     return SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True, progress=progress, plot_title=title)
 

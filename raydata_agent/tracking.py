@@ -7,15 +7,64 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from mlflow.entities import Metric, Param
+
 from mlflow.tracking import MlflowClient
+
+from raydata_agent.config import ConfigError
 
 MAX_PARAM_LEN = 6000
 # MLflow 3's UI opens an experiment in its GenAI view (traces, evaluations) unless the experiment's kind
 # says it holds model training runs; this is the tag and value its UI sets from "Experiment type".
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+REACH_TIMEOUT_S = 5.0  # a tracking server that does not answer in this time is reported before Ray starts
+
+
+def redact(text: str) -> str:
+    """The URI with any user:password replaced by ***: what logs, params and messages may show.
+    Credentials belong in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN."""
+    if not isinstance(text, str) or "@" not in text or "://" not in text:
+        return text
+    parts = urlparse(text)
+    if not (parts.username or parts.password):
+        return text
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunparse(parts._replace(netloc=netloc))
+
+
+def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail in seconds, naming the URI, instead of after MLflow's ~4 minutes of retries once Ray is up.
+
+    http(s): any HTTP answer counts (401 included: reachable, credentials are MLflow's business).
+    sqlite / file: the folder must exist and be writable. Other schemes (databricks, ...) are left to MLflow.
+    """
+    import os
+    import urllib.error
+    import urllib.request
+
+    parts = urlparse(uri)
+    if parts.scheme in ("http", "https"):
+        probe = urlunparse(parts._replace(netloc=f"{parts.hostname}" + (f":{parts.port}" if parts.port else ""),
+                                          path=parts.path.rstrip("/") + "/health", query="", fragment=""))
+        try:
+            with urllib.request.urlopen(probe, timeout=timeout):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise ConfigError(f"tracking.uri={redact(uri)} is not reachable within {timeout:g}s "
+                              f"({reason}); start the MLflow server or fix the URI") from None
+    if parts.scheme in ("sqlite", "file", ""):
+        path = Path(parts.path if parts.scheme else uri)
+        folder = path.parent if parts.scheme == "sqlite" else path
+        while not folder.exists() and folder != folder.parent:  # MLflow creates missing folders
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"tracking.uri={redact(uri)}: {folder} is not writable")
 
 
 def artifact_root(uri: str) -> str | None:
@@ -95,9 +144,9 @@ class Tracker:
             exp_id = exp.experiment_id
             if not any(k in exp.tags for k in EXPERIMENT_KIND):  # one made before, or by someone else: no kind yet
                 client.set_experiment_tag(exp_id, *next(iter(EXPERIMENT_KIND.items())))
-        run = client.create_run(exp_id, run_name=run_name, tags=tags or {})
+        run = client.create_run(exp_id, run_name=run_name, tags={k: redact(str(v)) for k, v in (tags or {}).items()})
         tracker = cls(uri, run.info.run_id)
-        items = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]
+        items = [Param(k, redact(str(v))[:MAX_PARAM_LEN]) for k, v in params.items()]
         for start in range(0, len(items), 100):  # MLflow caps params per batch at 100
             client.log_batch(run.info.run_id, params=items[start:start + 100])
         return tracker
@@ -127,7 +176,7 @@ class Tracker:
         plt.close(fig)
 
     def set_tag(self, key: str, value) -> None:
-        self.client.set_tag(self.run_id, key, str(value))
+        self.client.set_tag(self.run_id, key, redact(str(value)))
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)

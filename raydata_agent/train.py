@@ -7,10 +7,8 @@ It reads top to bottom; the only state it shares with the rest of the system is 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
-from pathlib import Path
 
 _IMPORT_START = time.time()  # start-up split (benchmarks/orchestration_tax.py): this module's imports
 import ray
@@ -18,8 +16,8 @@ import ray.train
 import ray.train.torch
 import torch
 
+from raydata_agent import checkpoint as checkpoint_files
 from raydata_agent.config import Config, from_dict, is_uri
-from raydata_agent.score_store import write_checkpoint_state
 from raydata_agent.session import NonFiniteLossError, SelectionSession, shard  # noqa: F401  (re-exported)
 from raydata_agent.tasks import build_task
 
@@ -33,25 +31,33 @@ def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimize
                            weight_decay=cfg.train.weight_decay, nesterov=cfg.train.momentum > 0)
 
 
-def restore(model, optimizer, scheduler, cfg: Config) -> int:
-    """Load model and optimizer state from Ray Train's checkpoint (worker restart) or train.resume_from.
+def restore(model, optimizer, scheduler, cfg: Config, store, rank: int) -> int:
+    """Continue from Ray Train's latest committed checkpoint (a restart after a worker failure, or
+    `raydata-agent resume`) or from train.resume_from; returns the first epoch to run.
 
-    Returns the first epoch to run. The pool and selector are restored by the driver.
+    Model, optimizer, LR schedule and RNG states load here on every worker. Rank 0 also rolls the
+    score store back to the checkpoint's pool, selector and agent state, or to the start when there
+    is none: after a failure the store has absorbed part of an epoch that will be run again.
     """
     checkpoint = ray.train.get_checkpoint()
-    directory = None
-    if checkpoint is not None:
-        directory = checkpoint.to_directory()
-    elif cfg.train.resume_from:  # a directory this node sees (shared mount), or a URI such as s3://: fetched
-        directory = ray.train.Checkpoint(cfg.train.resume_from).to_directory() if is_uri(cfg.train.resume_from) \
-            else cfg.train.resume_from
-    if directory is None:
+    directory = checkpoint.to_directory() if checkpoint is not None else cfg.train.resume_from
+    if directory and is_uri(directory):  # train.resume_from on shared storage (s3://...): fetched
+        directory = ray.train.Checkpoint(directory).to_directory()
+    state = checkpoint_files.read(directory, ("model", "pool", "store") if rank == 0 else ("model",)) \
+        if directory else None
+    if rank == 0:
+        ray.get(store.restore.remote(state and state["pool"], state and state["store"]))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no worker plans an epoch before the store is rolled back
+    if state is None:
         return 0
-    state = torch.load(Path(directory) / "model.pt", map_location="cpu", weights_only=False)
-    unwrap(model).load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return state["epoch"] + 1
+    model_state = state["model"]
+    unwrap(model).load_state_dict(model_state["model"])
+    optimizer.load_state_dict(model_state["optimizer"])
+    scheduler.load_state_dict(model_state["scheduler"])
+    if "torch_rng" in model_state:
+        torch.set_rng_state(model_state["torch_rng"])
+    return model_state["epoch"] + 1
 
 
 def quiet_report_logs() -> None:
@@ -96,7 +102,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     model = ray.train.torch.prepare_model(task.build_model())  # DDP when world > 1
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
-    start_epoch = restore(model, optimizer, scheduler, cfg)
+    start_epoch = restore(model, optimizer, scheduler, cfg, session.store, rank)
     checkpoint_s = 0.0  # the previous epoch's (logged with the next one: it comes after the epoch's log)
     startup = startup_times(setup_start)
 
@@ -145,8 +151,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                     tracker.log_artifact(path, "examples")
         checkpoint_start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "epoch": epoch}, os.path.join(tmp, "model.pt"))
-            write_checkpoint_state(tmp, *session.checkpoint_state())
+            checkpoint_files.write(tmp, {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                                         "scheduler": scheduler.state_dict(), "epoch": epoch,
+                                         "torch_rng": torch.get_rng_state()}, *session.checkpoint_state())
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         checkpoint_s = time.perf_counter() - checkpoint_start

@@ -30,6 +30,13 @@ def test_overrides_parse_yaml_scalars(tmp_path):
     (["data.name=cifar10"], "data.path is required for data.name=cifar10"),
     (["data.name=imagefolder", "data.path=/no/such/dir"], "data.path='/no/such/dir' is not a directory"),
     (["reward.variant=loudest"], "reward.variant='loudest' is not allowed"),
+    (["selection.ratoi=0.3"], "unknown config key selection.ratoi (did you mean `selection.ratio`?)"),
+    (["selction.ratio=0.3"], "unknown config section 'selction' (did you mean `selection`?)"),
+    (["selection.lr=0.1"], "unknown config key selection.lr (did you mean `agent.lr`?)"),
+    (["selection.selector=gredy"], "selection.selector='gredy' is not allowed (did you mean `greedy`?)"),
+    (["reward.variant=adaptiv"], "(did you mean `adaptive`?)"),
+    (["tracking.snapshot_columns=some"], "tracking.snapshot_columns='some' is not allowed"),
+    (["train.max_failures=-1"], "train.max_failures=-1 must be >= 0"),
     (["ratio=0.5"], "must be section.key"),
     (["selection.ratio"], "must look like section.key=value"),
 ])
@@ -46,6 +53,32 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("selection: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("train: 0\n", "config section 'train' must be a mapping of its keys, got int 0"),
+    ("train: false\n", "config section 'train' must be a mapping of its keys, got bool False"),
+    ("task: 5\n", "config section 'task' must be a mapping of its keys, got int 5"),
+    ("selection: [1, 2]\n", "config section 'selection' must be a mapping of its keys, got list"),
+    ("- 1\n- 2\n", "must hold a mapping of sections (task, data, selection, ...), got list"),
+    ("0\n", "must hold a mapping of sections (task, data, selection, ...), got int"),
+    ("ratio: 0.5\n", "unknown config section 'ratio' (did you mean `selection.ratio`?)"),
+    ("selection:\n  ratoi: 0.5\n", "unknown config key selection.ratoi (did you mean `selection.ratio`?)"),
+])
+def test_malformed_sections_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_empty_section_and_empty_file_are_the_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n")
+    assert load_config(path).train.epochs == 8
+    path.write_text("")
+    assert load_config(path).selection.selector == "infobatch"
 
 
 def test_job_configs_load():

@@ -1,4 +1,6 @@
 """Classification data readers: generated, bundled and on-disk sets, and their errors."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -26,8 +28,13 @@ def test_digits_come_from_scikit_learn():
 
 
 def test_cifar_not_on_disk_names_the_path(tmp_path):
-    with pytest.raises(DataError, match=f"cannot read cifar10 from {tmp_path}"):
+    with pytest.raises(DataError, match=f"cannot read cifar10 from {tmp_path}: .*cifar-10-batches-py does not") as err:
         load_dataset(DataConfig(name="cifar10", path=str(tmp_path)))
+    assert "download=True" not in str(err.value)  # torchvision's hint does not apply: nothing is downloaded
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="cifar10", path=str(tmp_path)))
+    assert "cifar-10-batches-py" in str(err.value) and "download=True" not in str(err.value)
 
 
 def test_image_folder_reads_on_demand_and_names_a_corrupt_file(tmp_path):
@@ -40,13 +47,33 @@ def test_image_folder_reads_on_demand_and_names_a_corrupt_file(tmp_path):
             for i in range(3):
                 Image.new("RGB", (40, 30), (i * 40, 10, 10)).save(folder / f"{i}.png")
     (tmp_path / "train" / "dog" / "broken.png").write_bytes(b"not an image")
+    (tmp_path / "train" / "dog" / "empty.jpg").write_bytes(b"")
+    whole = (tmp_path / "train" / "cat" / "0.png").read_bytes()
+    (tmp_path / "train" / "cat" / "cut.png").write_bytes(whole[: len(whole) // 2])  # header intact, pixels cut
     train, val, classes = load_dataset(DataConfig(name="imagefolder", path=str(tmp_path), image_size=16))
-    assert classes == 2 and len(val) == 6 and train.labels.tolist().count(1) == 4
+    # Garbage and zero-byte files are skipped at load, counted, with the reason; the rest is kept.
+    assert classes == 2 and len(val) == 6 and train.labels.tolist().count(1) == 3
+    assert sorted((Path(f).name, r.split(":")[0]) for f, r in train.skipped) == [
+        ("broken.png", "unreadable"), ("empty.jpg", "zero-byte file")]
     x, y = train.batch(np.array([0, 4]))
     assert x.shape == (2, 3, 16, 16)
-    broken = train.files.index(str(tmp_path / "train" / "dog" / "broken.png"))
-    with pytest.raises(DataError, match="broken.png"):
-        train.batch(np.array([broken]))
+    cut = train.files.index(str(tmp_path / "train" / "cat" / "cut.png"))
+    with pytest.raises(DataError, match="cut.png"):  # found when decoded, naming the file
+        train.batch(np.array([cut]))
+
+
+def test_image_folder_class_with_no_image_is_an_error(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            if cls == "cat" or split == "val":
+                Image.new("RGB", (8, 8)).save(tmp_path / split / cls / "0.png")
+    (tmp_path / "train" / "dog" / "sub").mkdir()  # only an empty subfolder
+    (tmp_path / "train" / "dog" / "bad.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"class folder .*train/dog has no readable image \(1 skipped\)"):
+        load_dataset(DataConfig(name="imagefolder", path=str(tmp_path)))
 
 
 def test_image_folder_layout_errors(tmp_path):

@@ -232,6 +232,14 @@ def test_unreadable_files_are_errors_naming_the_file(tmp_path):
         data.batch([1])
 
 
+def test_rgb_mask_is_an_error_at_load(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    Image.new("RGB", (16, 12)).save(tmp_path / "annotations/training/b.png")
+    with pytest.raises(DataError, match=r"mask .*b\.png has mode RGB; expected single-channel"):
+        _ade(tmp_path)  # with the header at load, not when its labels are first read
+
+
 def test_synthetic_set_is_deterministic_and_written_once(tmp_path):
     from raydata_agent.data.synthetic_seg import NUM_CLASSES, ensure_synthetic_seg
 

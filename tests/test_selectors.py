@@ -72,6 +72,15 @@ def test_infobatch_prunes_only_below_mean_and_rescales():
     assert len(s.ids) == math.ceil(0.7 * N)  # the budget, exactly
 
 
+def test_infobatch_logs_no_prune_probability_on_full_epochs():
+    sel = make("infobatch", ratio=0.7, delta=0.5)  # epochs 4.. anneal
+    pool = scored_pool()
+    sel.select(pool, 1)
+    assert sel.update(pool, 1)["infobatch_prune_prob"] > 0
+    assert sel.select(pool, 4).full
+    assert sel.update(pool, 4)["infobatch_prune_prob"] == 0.0  # not epoch 1's value
+
+
 def test_infobatch_meets_a_tight_budget_by_widening_its_prune_set_at_the_cap():
     sel = make("infobatch", ratio=0.4)  # below-mean share ~0.63 * cap 0.7 = 0.44 < 0.6 to prune
     pool = scored_pool()

@@ -5,13 +5,17 @@ labels, indexable by sample id so a worker can fetch exactly the selected ids.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from raydata_agent.config import DataConfig
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -28,6 +32,7 @@ class ImageData:
     # Ground truth known to benchmarks, never to selectors: bool [N] columns such as is_noisy (label
     # flipped), is_duplicate, is_hard. The pool stores them next to the scores (and in snapshots).
     truth: dict[str, np.ndarray] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) dropped at load
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -104,19 +109,45 @@ def _cifar(cfg: DataConfig):
 
     cls = torchvision.datasets.CIFAR10 if cfg.name == "cifar10" else torchvision.datasets.CIFAR100
     root = Path(cfg.path).expanduser()
+    folder = root / cls.base_folder
+    if not folder.is_dir():
+        raise DataError(f"cannot read {cfg.name} from {root}: {folder} does not exist (torchvision's on-disk "
+                        f"format, as unpacked from {cls.filename}; nothing is downloaded at run time)")
     try:
         train = cls(str(root), train=True, download=False)
         val = cls(str(root), train=False, download=False)
-    except Exception as err:
-        raise DataError(f"cannot read {cfg.name} from {root} (torchvision's on-disk format, "
-                        f"e.g. {root}/cifar-10-batches-py): {err}") from err
+    except Exception as err:  # torchvision's own message suggests download=True, which does not apply here
+        reason = str(err).split(" You can use download=True")[0]
+        raise DataError(f"cannot read {cfg.name} from {folder}: {reason} (a file is missing or its checksum "
+                        f"does not match)") from None
     to_nchw = lambda d: np.ascontiguousarray(d.data.transpose(0, 3, 1, 2))  # noqa: E731
     return (to_nchw(train), np.asarray(train.targets), to_nchw(val), np.asarray(val.targets),
             len(train.classes))
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why an image cannot be used, from its size and header (not a full decode: cheap at load), or None."""
+    from PIL import Image
+
+    try:
+        if path.stat().st_size == 0:
+            return "zero-byte file"
+        with Image.open(path) as img:
+            img.size  # noqa: B018 (the header parsed)
+    except Exception as err:  # PIL raises many kinds for a file that is not an image
+        return f"unreadable: {' '.join(str(err).split())}"
+    return None
+
+
 def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
-    """`root/{train,val}/<class>/<image>`; images are read on demand, so the pool can be large."""
+    """`root/{train,val}/<class>/<image>`; images are read on demand, so the pool can be large.
+
+    Every file's header is read at load (threads): a zero-byte or undecodable file is skipped,
+    counted and logged (as the YOLO reader does), and a class left with no image stops the run,
+    since the model would get an output for a class it never sees.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     root = Path(cfg.path).expanduser()
     splits = []
     classes = None
@@ -124,20 +155,34 @@ def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
         folder = root / split
         if not folder.is_dir():
             raise DataError(f"ImageFolder layout needs {folder}/<class>/<image files>")
-        names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
         if classes is None:
             classes = names
         elif names != classes:
             raise DataError(f"class folders of {folder} differ from those of {root / 'train'}")
-        files, labels = [], []
-        for label, name in enumerate(names):
-            for f in sorted((folder / name).iterdir()):
-                if f.is_file() and not f.name.startswith("."):
-                    files.append(str(f))
-                    labels.append(label)
-        if not files:
-            raise DataError(f"no images under {folder}")
-        splits.append(ImageData(np.asarray(labels, np.int64), files=files, image_size=cfg.image_size))
+        if not names:
+            raise DataError(f"no class folders under {folder} (ImageFolder layout: {folder}/<class>/<image files>)")
+        candidates = [(label, f) for label, name in enumerate(names) for f in sorted((folder / name).iterdir())
+                      if f.is_file() and not f.name.startswith(".")]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            reasons = list(pool.map(_unreadable, [f for _, f in candidates]))
+        files, labels, skipped = [], [], []
+        for (label, f), reason in zip(candidates, reasons):
+            if reason:
+                skipped.append((str(f), reason))
+            else:
+                files.append(str(f))
+                labels.append(label)
+        if skipped:
+            log.warning("%s: skipped %d of %d files, e.g. %s", folder, len(skipped), len(candidates),
+                        "; ".join(f"{f}: {r}" for f, r in skipped[:3]))
+        counts = np.bincount(np.asarray(labels, np.int64), minlength=len(names))
+        if (counts == 0).any():
+            empty = folder / names[int(np.argmin(counts))]
+            raise DataError(f"class folder {empty} has no readable image"
+                            + (f" ({sum(1 for f, _ in skipped if Path(f).parent == empty)} skipped)" if skipped else ""))
+        splits.append(ImageData(np.asarray(labels, np.int64), files=files, image_size=cfg.image_size,
+                                skipped=skipped))
     return splits[0], splits[1], len(classes)
 
 

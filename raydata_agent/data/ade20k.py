@@ -46,9 +46,20 @@ def _open(path: str):
         raise DataError(f"cannot read {path}: {err}") from err
 
 
-def _header_size(path: str) -> tuple[int, int]:
+def _header_size(path: str, mask: bool = False) -> tuple[int, int]:
+    """Width and height from the header; a mask's mode is checked here too, at load, not at first decode."""
     with _open(path) as img:
+        if mask:
+            _check_mask_mode(img, path)
         return img.size
+
+
+MASK_MODES = ("L", "P", "I", "I;16")
+
+
+def _check_mask_mode(img, path: str) -> None:
+    if img.mode not in MASK_MODES:
+        raise DataError(f"mask {path} has mode {img.mode}; expected single-channel class indices (mode L or P)")
 
 
 def _resize_crop(img, size: int, resample):
@@ -87,7 +98,7 @@ class SegData:
             if not mask.is_file():
                 skipped.append(f"{image}: no mask {mask}")
                 continue
-            image_size, mask_size = _header_size(str(image)), _header_size(str(mask))
+            image_size, mask_size = _header_size(str(image)), _header_size(str(mask), mask=True)
             if image_size != mask_size:
                 skipped.append(f"{image}: image is {image_size[0]}x{image_size[1]} but mask {mask} is "
                                f"{mask_size[0]}x{mask_size[1]}")
@@ -136,9 +147,7 @@ class SegData:
 
         path = self.masks[i]
         with _open(path) as img:
-            if img.mode not in ("L", "P", "I", "I;16"):
-                raise DataError(f"mask {path} has mode {img.mode}; expected single-channel class indices "
-                                f"(mode L or P)")
+            _check_mask_mode(img, path)
             try:
                 if resize:
                     img = _resize_crop(img, self.image_size, Image.NEAREST)

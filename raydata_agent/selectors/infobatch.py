@@ -44,7 +44,7 @@ class InfoBatchSelector(Selector):
             is_candidate = np.zeros(n, bool)
             is_candidate[candidates] = True
             weights[is_candidate[ids]] = 1.0 / (1.0 - r)
-        self.last_prune_prob = r
+        self.last_prune_prob, self.last_prune_epoch = r, epoch
         return Selection(ids, weights, full=False)
 
     def _exactly(self, n: int, k: int) -> np.ndarray:
@@ -58,4 +58,5 @@ class InfoBatchSelector(Selector):
         return mask
 
     def update(self, pool, epoch):
-        return {"infobatch_prune_prob": float(getattr(self, "last_prune_prob", 0.0))}
+        pruned = getattr(self, "last_prune_epoch", None) == epoch  # full (warm-up, annealing) epochs prune nothing
+        return {"infobatch_prune_prob": float(self.last_prune_prob) if pruned else 0.0}

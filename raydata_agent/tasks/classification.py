@@ -77,6 +77,7 @@ class ClassificationTask:
     def load_data(self) -> tuple[ImageData, ImageData]:
         train, val, self.num_classes = load_dataset(self.data_cfg)
         self.in_channels = train.channels
+        self.skipped = train.skipped + val.skipped  # unreadable files dropped at load; the runner logs them
         return train, val
 
     def build_model(self) -> Classifier:

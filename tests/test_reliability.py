@@ -1,0 +1,117 @@
+"""Fail fast, atomic state, private by default (unit tests: no cluster)."""
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from raydata_agent import checkpoint
+from raydata_agent.cli import main
+from raydata_agent.tracking import check_reachable, redact
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Every check here must fire before Ray starts."""
+    import raydata_agent.runner
+
+    def refuse(cfg):
+        raise AssertionError("Ray was started before the bad input was found")
+
+    monkeypatch.setattr(raydata_agent.runner, "init_ray", refuse)
+
+
+def one_line_error(capsys, argv) -> str:
+    start = time.perf_counter()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err, err
+    err = err.splitlines()[-1]  # MLflow may log its own INFO lines (database set-up) before
+    assert time.perf_counter() - start < 20
+    return err
+
+
+def test_unreachable_tracking_server_is_one_line_before_ray(no_ray, capsys, tmp_path):
+    err = one_line_error(capsys, ["run", "tracking.uri=http://alice:s3cret@127.0.0.1:1",
+                                  f"ray.storage_path={tmp_path}"])
+    assert err == ("config error: tracking.uri=http://***@127.0.0.1:1 is not reachable within 5s "
+                   "([Errno 111] Connection refused); start the MLflow server or fix the URI")
+
+
+def test_empty_cifar_folder_is_one_line_before_ray(no_ray, capsys, tmp_path):
+    err = one_line_error(capsys, ["run", "data.name=cifar10", f"data.path={tmp_path}",
+                                  f"tracking.uri=sqlite:///{tmp_path}/m.db", f"ray.storage_path={tmp_path}"])
+    assert err.startswith(f"data error: cannot read cifar10 from {tmp_path}: {tmp_path}/cifar-10-batches-py "
+                          "does not exist") and "download=True" not in err
+
+
+def test_bad_resume_checkpoint_is_one_line_before_ray(no_ray, capsys, tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    err = one_line_error(capsys, ["run", f"train.resume_from={tmp_path / 'ckpt'}",
+                                  f"tracking.uri=sqlite:///{tmp_path}/m.db", f"ray.storage_path={tmp_path}"])
+    assert err.startswith(f"config error: train.resume_from: checkpoint {tmp_path / 'ckpt'} has no manifest.json")
+
+
+def test_resume_of_an_unknown_run_is_one_line(capsys, tmp_path):
+    err = one_line_error(capsys, ["resume", "0123456789abcdef", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert err == f"config error: no MLflow store at sqlite:///{tmp_path}/m.db: pass the run's --tracking-uri"
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(f"sqlite:///{tmp_path}/m.db").search_experiments()  # creates the store
+    err = one_line_error(capsys, ["resume", "0123456789abcdef", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert err == (f"config error: cannot resume run 0123456789abcdef from sqlite:///{tmp_path}/m.db: "
+                   "Run with id=0123456789abcdef not found")
+
+
+def test_credentials_are_masked():
+    assert redact("http://bob:pw@mlflow:5000/x") == "http://***@mlflow:5000/x"
+    assert redact("https://token@host") == "https://***@host"
+    assert redact("sqlite:////a/b.db") == "sqlite:////a/b.db"
+    check_reachable("sqlite:////tmp/does/not/exist/yet/mlflow.db")  # MLflow creates the folders
+
+
+def write_checkpoint(directory):
+    table = pa.table({"id": np.arange(5), "loss": np.ones(5, np.float32)})
+    checkpoint.write(directory, {"epoch": 3, "w": np.arange(3)}, table, {"history": [1, 2]})
+
+
+def test_checkpoint_round_trip_and_torn_files_are_named(tmp_path):
+    write_checkpoint(tmp_path / "a")
+    state = checkpoint.read(tmp_path / "a")
+    assert state["model"]["epoch"] == 3 and state["pool"].num_rows == 5 and state["store"] == {"history": [1, 2]}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "manifest.json", "model.pt", "pool.parquet", "store.pkl"]  # no temporary file left behind
+
+    pool = tmp_path / "a" / "pool.parquet"
+    whole = pool.read_bytes()
+    pool.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    with pytest.raises(checkpoint.CheckpointError, match=f"checkpoint file {pool} is truncated or corrupt"):
+        checkpoint.read(tmp_path / "a")
+    pool.write_bytes(whole[:-1] + bytes([whole[-1] ^ 1]))  # same size, one bit flipped
+    with pytest.raises(checkpoint.CheckpointError, match="pool.parquet is truncated or corrupt"):
+        checkpoint.read(tmp_path / "a")
+    pool.write_bytes(whole)
+    (tmp_path / "a" / "store.pkl").unlink()
+    with pytest.raises(checkpoint.CheckpointError, match="store.pkl is missing"):
+        checkpoint.verify(tmp_path / "a")
+
+
+def test_latest_skips_a_torn_checkpoint(tmp_path):
+    write_checkpoint(tmp_path / "checkpoint_2026-01-01_00-00-01")
+    write_checkpoint(tmp_path / "checkpoint_2026-01-01_00-00-02")
+    (tmp_path / "checkpoint_2026-01-01_00-00-02" / "manifest.json").unlink()  # its writer died
+    assert checkpoint.latest(tmp_path).name == "checkpoint_2026-01-01_00-00-01"
+
+
+def test_snapshot_keeps_score_columns_compressed(tmp_path):
+    import pyarrow.parquet as pq
+
+    from raydata_agent.pool import SamplePool
+
+    pool = SamplePool(np.arange(100) % 3, sources=[f"/data/img_{i}.jpg" for i in range(100)])
+    pool.update(np.arange(10), epoch=0, loss=np.ones(10))
+    path = pool.snapshot(tmp_path / "s.parquet", columns="scores")
+    meta = pq.ParquetFile(path).metadata
+    assert "source" not in pq.read_schema(path).names and "loss" in pq.read_schema(path).names
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert "source" in pq.read_schema(pool.snapshot(tmp_path / "all.parquet")).names
