@@ -70,13 +70,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _store_on_this_node():
-    """Pin the score store to the driver's node: it writes the local MLflow store and snapshots."""
+ACTOR_RESTARTS = 3  # a dead score store or agent comes back empty; the workers' restart restores it
+
+
+def _store_on_this_node(run_id: str):
+    """Pin the score store to the driver's node: it writes the local MLflow store and snapshots.
+
+    If the actor dies, Ray restarts it (its constructor runs again: an empty pool); the workers'
+    calls fail, Ray Train restarts them, and rank 0 rolls the new store back to the last checkpoint.
+    Named `score_store:<run id>`, so `ray list actors` shows whose it is."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     node = ray.get_runtime_context().get_node_id()
     return ray.remote(ScoreStore).options(
-        num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        name=f"score_store:{run_id}", num_cpus=0, max_restarts=ACTOR_RESTARTS,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
 
 
 def log_plots(tracker: Tracker, history: list[dict], title: str = "", class_names: list[str] | None = None) -> None:
@@ -207,8 +215,8 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         from raydata_agent.agent import start_agent
 
         agent = start_agent(cfg, len(train_data))
-    store = _store_on_this_node().remote(cfg.to_dict(), train_data.labels, train_data.sources, task.num_classes,
-                                         tracker, f"{storage}/{tracker.run_id}/pool", agent,
+    store = _store_on_this_node(tracker.run_id).remote(cfg.to_dict(), train_data.labels, train_data.sources,
+                                                       task.num_classes, tracker, f"{storage}/{tracker.run_id}/pool", agent,
                                          getattr(train_data, "truth", None), publish_on_commit=True)
     if cfg.train.resume_from:
         tracker.set_tag("resumed_from", cfg.train.resume_from)

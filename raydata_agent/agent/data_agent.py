@@ -239,10 +239,14 @@ class DataAgent:
             "learner": None if self.learner_group is None else self.learner_group.get_state(),
             "obs_size": self.obs_size, "version": self.version, "buffer": self.buffer.state_dict(),
             "warm": self.warm, "reward_std": vars(self.reward_std).copy(),
+            "torch_rng": torch.get_rng_state(),  # the actions it samples next
         }
 
     def load_state(self, state: dict) -> None:
-        if state["obs_size"] is not None:
+        """Also a roll-back (after a training worker failure): what arrived since the state was taken goes."""
+        if state["obs_size"] is None:  # the state before the first batch
+            self.learner_group, self.obs_size = None, None
+        else:
             self._ensure_built(state["obs_size"])
             self.learner_group.set_state(state["learner"])
         self.version = state["version"]
@@ -250,6 +254,9 @@ class DataAgent:
         self.buffer.load_state_dict(state["buffer"])
         self.warm = list(state["warm"])
         vars(self.reward_std).update(state["reward_std"])
+        self._reset_metrics()
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
 
 
 def start_agent(cfg, num_samples: int):
@@ -257,5 +264,6 @@ def start_agent(cfg, num_samples: int):
     and a reservation could starve the training workers on a small cluster."""
     import ray
 
-    return ray.remote(DataAgent).options(num_cpus=0).remote(
+    # If it dies, Ray restarts it empty; the training workers' restart rolls it back to the checkpoint.
+    return ray.remote(DataAgent).options(num_cpus=0, max_restarts=3).remote(
         {k: getattr(cfg.agent, k) for k in AgentConfig.__dataclass_fields__}, num_samples, cfg.train.seed)

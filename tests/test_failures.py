@@ -1,0 +1,138 @@
+"""Real failures: a Train worker process killed mid-epoch, a CLI driver killed mid-run and resumed.
+
+Each test trains for real on local Ray (tiny data, 4 epochs) and checks that nothing is lost or
+counted twice: the pool's rows, the agent's updates and MLflow's metric history.
+"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from raydata_agent import checkpoint
+from raydata_agent.config import load_config
+from raydata_agent.runner import run
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[1]
+EPOCHS = 4
+SMALL = ["data.num_samples=800", "data.val_samples=100", "train.batch_size=10", f"train.epochs={EPOCHS}",
+         "selection.ratio=0.5", "selection.delta=0.75"]
+
+
+def train_worker_pids() -> list[int]:
+    """Ray Train worker processes of this test session's cluster (descendants of this process only)."""
+    return [p.pid for p in psutil.Process().children(recursive=True)
+            if "RayTrainWorker" in " ".join(p.cmdline()) and p.is_running()]
+
+
+def kill_worker_mid_epoch(uri: str, killed: list, stop: threading.Event) -> None:
+    """Once epoch 0 is committed (in MLflow) and epoch 1 has trained a quarter of its subset, SIGKILL the worker."""
+    client = MlflowClient(uri)
+    store = None
+    while not stop.is_set() and not killed:
+        time.sleep(0.05)
+        if store is None:
+            names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                     if a["name"].startswith("score_store:")]
+            if not names:
+                continue
+            store, run_id = ray.get_actor(names[0], namespace=None), names[0].split(":", 1)[1]
+        progress = ray.get(store.progress.remote(0))
+        committed = [m.step for m in client.get_metric_history(run_id, "epoch")]
+        if committed == [1] and len(progress["new"]) == 1 and progress["passes"] > progress["planned"] // 4:
+            for pid in train_worker_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+
+def assert_consistent(uri: str, run_id: str, history: list[dict], ckpt_dir: str) -> None:
+    """One MLflow value per epoch; every epoch's passes counted once; the pool agrees with the history."""
+    client = MlflowClient(uri)
+    for key in ("epoch", "val_metric", "train_loss", "cumulative_cost"):
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert sorted(steps) == list(range(1, EPOCHS + 1)), (key, steps)  # MLflow counts epochs from 1
+    assert [h["epoch"] for h in history] == list(range(EPOCHS))
+    assert all(h["passes"] == h["selected"] for h in history)  # no partial epoch counted on top
+    assert history[-1]["cumulative_cost"] == sum(h["selected"] for h in history)
+    state = checkpoint.read(ckpt_dir)
+    pool = state["pool"]
+    assert pool["times_selected"].to_numpy().sum() == sum(h["selected"] for h in history)
+    assert pool["last_epoch_seen"].to_numpy().max() == EPOCHS - 1
+    return state
+
+
+def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_cluster, run_dirs):
+    uri = run_dirs[0].split("=", 1)[1]
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=kill_worker_mid_epoch, args=(uri, killed, stop), daemon=True)
+    killer.start()
+    try:
+        result = run(load_config(None, ["selection.selector=data_agent", *SMALL, *run_dirs]), progress=False)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the worker was never killed: the test did not exercise a failure"
+    state = assert_consistent(uri, result.run_id, result.history, result.checkpoint_path)
+    # Epoch 0 came back from its checkpoint, not from a re-run: its row is the one MLflow logged.
+    logged = MlflowClient(uri).get_metric_history(result.run_id, "epoch_time_s")
+    assert [m.value for m in logged if m.step == 1] == [pytest.approx(result.history[0]["epoch_time_s"])]
+    # The agent rolled back with the store: one PPO update per epoch that had transitions, no more.
+    agent = state["store"]["selector"]["agent"]
+    assert agent["updates"] == sum(1 for h in result.history if h.get("agent_transitions", 0) > 0) >= 2
+    assert all(h["agent_transitions"] <= 800 for h in result.history if "agent_transitions" in h)
+
+
+def test_driver_killed_then_resume_continues_the_same_mlflow_run(ray_cluster, run_dirs, tmp_path):
+    uri = run_dirs[0].split("=", 1)[1]
+    storage = Path(run_dirs[1].split("=", 1)[1])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "raydata_agent.cli", "run", "selection.selector=greedy", *SMALL, *run_dirs,
+         "ray.num_cpus=2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True, text=True)
+    client = MlflowClient(uri)
+    try:
+        deadline = time.time() + 400
+        run_id = None
+        while time.time() < deadline:  # until epoch 1 is committed: at least two checkpoints on disk
+            time.sleep(0.5)
+            assert driver.poll() is None, driver.stdout.read()
+            runs = [p.name for p in storage.glob("*") if p.is_dir()] if storage.is_dir() else []
+            if runs and [m.step for m in client.get_metric_history(runs[0], "epoch")] == [1, 2]:
+                run_id = runs[0]
+                break
+        assert run_id, "the driver did not get to its second epoch in time"
+    finally:  # the driver, and the Ray cluster it started (its processes only)
+        started = psutil.Process(driver.pid).children(recursive=True)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+        for proc in started:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+    assert client.get_run(run_id).info.status == "RUNNING"  # a dead driver closes nothing
+
+    from raydata_agent.cli import main
+
+    assert main(["resume", run_id, "--tracking-uri", uri]) == 0
+    mlrun = client.get_run(run_id)
+    assert mlrun.info.status == "FINISHED"
+    for key in ("epoch", "val_metric", "selected", "cumulative_cost"):  # no gap, no duplicate
+        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(1, EPOCHS + 1)), key
+    passes = [m.value for m in sorted(client.get_metric_history(run_id, "passes"), key=lambda m: m.step)]
+    cost = {m.step: m.value for m in client.get_metric_history(run_id, "cumulative_cost")}
+    assert cost[EPOCHS] == sum(passes)  # the resumed epochs continued the dead driver's count
+    assert len(client.search_runs([mlrun.info.experiment_id])) == 1  # the same run, not a new one
+    latest = checkpoint.latest(storage / run_id)
+    state = checkpoint.read(latest, ("store",))["store"]
+    assert [h["epoch"] for h in state["history"]] == list(range(EPOCHS))
