@@ -131,3 +131,18 @@ def test_detection_trains_on_ray_with_selection(ray_cluster, run_dirs, tmp_path,
     assert (pool["loss"].to_numpy() > 0).all()  # every image has its own loss from epoch 0
     assert len(np.unique(pool["loss"].to_numpy())) > 40
     assert sorted(os.listdir(tmp_path)) == ["data", "mlflow.db", "mlruns", "runs"]  # no ultralytics runs/ or db
+
+
+@pytest.mark.parametrize("line", ["../outside.png", "images/../../outside.png", "/etc/hostname"])
+def test_image_list_cannot_leave_the_data_root(tmp_path, line):
+    from PIL import Image
+
+    root = tmp_path / "set"
+    spec = write_set(root)
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")  # exists, but is not the data set's
+    (root / "train.txt").write_text(f"images/train/a.png\n{line}\n")
+    spec.write_text("path: .\ntrain: train.txt\nval: images/val\nnames: {0: a, 1: b}\n")
+    with pytest.raises(DataError, match=rf"train.txt:2: '{line}' points outside the data set root"):
+        load_yolo(spec, 32)
+    (root / "train.txt").write_text("images/train/a.png\n./images/train/../train/a.png\n")
+    assert len(load_yolo(spec, 32)[0]) == 2  # inside the root, however written

@@ -1,9 +1,10 @@
-"""Fail fast, atomic state, private by default (unit tests: no cluster)."""
+"""Fail fast, atomic state, private by default (unit tests, and one real run against an MLflow server)."""
 import time
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import ray
 
 from raydata_agent import checkpoint
 from raydata_agent.cli import main
@@ -115,3 +116,52 @@ def test_snapshot_keeps_score_columns_compressed(tmp_path):
     assert "source" not in pq.read_schema(path).names and "loss" in pq.read_schema(path).names
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert "source" in pq.read_schema(pool.snapshot(tmp_path / "all.parquet")).names
+
+
+@pytest.mark.integration
+def test_tracking_credentials_never_reach_logs_params_or_artifacts(ray_cluster, tmp_path, capfd):
+    """A real run against a real `mlflow server` with user:password in the URI; then every byte the run
+    wrote (server database and artifacts, checkpoints, snapshots, console, Ray's session logs) is grepped."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{tmp_path / 'server.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        secret = "s3cretPassw0rd"
+        uri = f"http://alice:{secret}@127.0.0.1:{port}"
+        code = main(["run", "selection.selector=random_dynamic", "train.epochs=1", "data.num_samples=200",
+                     "data.val_samples=50", f"tracking.uri={uri}", f"ray.storage_path={tmp_path / 'runs'}"])
+        assert code == 0
+        console = capfd.readouterr()
+        assert secret not in console.out + console.err and "http://***@127.0.0.1" in console.out
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        (run,) = client.search_runs([client.get_experiment_by_name("raydata_agent").experiment_id])
+        assert run.data.params["tracking.uri"] == f"http://***@127.0.0.1:{port}"
+        session_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+        leaks = [str(p) for folder in (tmp_path, session_logs) for p in folder.rglob("*")
+                 if p.is_file() and secret.encode() in p.read_bytes()]
+        assert not leaks, leaks
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -136,9 +136,25 @@ def _split_images(root: Path, entry) -> list[Path]:
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         elif p.suffix == ".txt" and p.is_file():  # a list of image paths, one per line
-            files += [(root / line.strip()) for line in p.read_text().splitlines() if line.strip()]
+            files += _listed_images(root, p)
         else:
             raise DataError(f"data set split {item!r} ({p}) is neither an image folder nor a .txt list")
+    return files
+
+
+def _listed_images(root: Path, listing: Path) -> list[Path]:
+    """The images a `.txt` list names, relative to the data set root. A line that leads outside the
+    root (`../../etc/...`, or an absolute path elsewhere) is an error: a list must not make the
+    reader open files the data set does not hold."""
+    inside = root.resolve()
+    files = []
+    for lineno, line in enumerate(listing.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        path = (root / line.strip()).resolve()
+        if not path.is_relative_to(inside):
+            raise DataError(f"{listing}:{lineno}: {line.strip()!r} points outside the data set root {inside}")
+        files.append(path)
     return files
 
 
