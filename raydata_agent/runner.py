@@ -214,9 +214,10 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     if cfg.selection.selector == "data_agent":
         from raydata_agent.agent import start_agent
 
-        agent = start_agent(cfg, len(train_data))
+        agent = start_agent(cfg, len(train_data), name=f"data_agent:{tracker.run_id}")
     store = _store_on_this_node(tracker.run_id).remote(cfg.to_dict(), train_data.labels, train_data.sources,
-                                                       task.num_classes, tracker, f"{storage}/{tracker.run_id}/pool", agent,
+                                                       task.num_classes, tracker,
+                                                       f"{storage}/{tracker.run_id}/pool", agent,
                                          getattr(train_data, "truth", None), publish_on_commit=True)
     if cfg.train.resume_from:
         tracker.set_tag("resumed_from", cfg.train.resume_from)

@@ -259,11 +259,11 @@ class DataAgent:
             torch.set_rng_state(state["torch_rng"])
 
 
-def start_agent(cfg, num_samples: int):
+def start_agent(cfg, num_samples: int, name: str | None = None):
     """Start the DataAgent actor. It takes no CPU reservation: its work is small and bursty,
     and a reservation could starve the training workers on a small cluster."""
     import ray
 
     # If it dies, Ray restarts it empty; the training workers' restart rolls it back to the checkpoint.
-    return ray.remote(DataAgent).options(num_cpus=0, max_restarts=3).remote(
+    return ray.remote(DataAgent).options(num_cpus=0, max_restarts=3, name=name).remote(
         {k: getattr(cfg.agent, k) for k in AgentConfig.__dataclass_fields__}, num_samples, cfg.train.seed)
