@@ -7,6 +7,7 @@ pool the single source of truth, whatever the number of workers.
 """
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -264,6 +265,7 @@ class ScoreStore:
             state = {"selector": selector_state, "history": [], "cumulative_cost": 0}
         else:
             pool = SamplePool.from_table(table)
+            state = copy.deepcopy(state)  # arrays that came through Ray are read-only; selectors update theirs
         if len(pool) != len(self.pool):
             raise CheckpointError(f"the checkpoint holds a pool of {len(pool)} rows, this data has "
                                   f"{len(self.pool)}: it belongs to another data set")
