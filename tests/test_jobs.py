@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,12 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
         assert f"{uri}/#/experiments/{exp.experiment_id}/runs/" in out  # the printed pages, not `mlflow ui`
         assert "mlflow ui --backend-store-uri http" not in out
     finally:
-        try:
-            os.killpg(shell.pid, signal.SIGTERM)  # the walk-through's `mlflow server &`
-        except ProcessLookupError:
-            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the walk-through's `mlflow server &` and its workers
+            try:
+                os.killpg(shell.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(5)
         # Everything this head started carries its temp dir on the command line; never `ray stop`,
         # which would also stop the test session's own cluster.
         subprocess.run(["pkill", "-f", ray_tmp], check=False)
