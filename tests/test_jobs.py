@@ -108,7 +108,7 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
         resumed = next(r for r in trained if "resumed_from" in r.data.tags)
         assert resumed.data.tags["resumed_from"].startswith(str(home / "ray_results" / "raydata_agent"))
         steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "val_metric")]
-        assert steps == [5, 6]  # continues after run 1's four epochs
+        assert steps == [1, 2, 3, 4, 5, 6]  # run 1's four epochs restored, then two more
         assert resumed.data.tags["mlflow.source.name"] == "jobs/train.py"
         parent = next(r for r in runs if r.data.tags.get("raydata_agent.sweep") == "parent")
         assert "best_val_metric" in parent.data.metrics and parent.info.status == "FINISHED"
