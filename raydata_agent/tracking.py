@@ -179,6 +179,10 @@ class Tracker:
         self.client.set_tag(self.run_id, key, redact(str(value)))
 
     def end(self, status: str = "FINISHED") -> None:
+        if redact(self.uri) != self.uri:  # MLflow prints "View run at <uri>" on stdout: not with a password in it
+            import os
+
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.client.set_terminated(self.run_id, status)
 
     @property

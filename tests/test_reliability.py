@@ -140,7 +140,7 @@ def test_tracking_credentials_never_reach_logs_params_or_artifacts(ray_cluster, 
          f"sqlite:///{tmp_path / 'server.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 300  # an MLflow server starts in seconds, or minutes on a loaded machine
         while True:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
