@@ -104,7 +104,8 @@ def test_pool_is_a_ray_dataset(ray_cluster):
 def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_cluster, run_dirs):
     import pyarrow.parquet as pq
 
-    overrides = ["selection.selector=data_agent", "selection.ratio=0.5", "train.epochs=3", *SMALL, *run_dirs]
+    overrides = ["selection.selector=data_agent", "selection.ratio=0.5", "train.epochs=3", *SMALL, *run_dirs,
+                 "tracking.snapshot_every=1"]  # reads every epoch's snapshot
     first = run(load_config(None, overrides), progress=False)
     client = MlflowClient(first.tracking_uri)
     for key in ("agent_policy_loss", "agent_value_loss", "agent_entropy", "agent_kl", "agent_time_s",

@@ -23,7 +23,7 @@ from raydata_agent.runner import run
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 EPOCHS = 4
-SMALL = ["data.num_samples=400", "data.val_samples=100", "train.batch_size=10", f"train.epochs={EPOCHS}",
+SMALL = ["data.num_samples=800", "data.val_samples=100", "train.batch_size=8", f"train.epochs={EPOCHS}",
          "selection.ratio=0.5", "selection.delta=0.75"]
 
 
