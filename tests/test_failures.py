@@ -34,8 +34,15 @@ def train_worker_pids() -> list[int]:
 
 
 def kill_worker_mid_epoch(uri: str, killed: dict, stop: threading.Event) -> None:
-    """Once the finished epochs are committed (in MLflow) and the next has trained a quarter of its subset,
-    SIGKILL the Train worker process; then watch the Data Agent's update count (its weight version)."""
+    try:
+        _kill_worker_mid_epoch(uri, killed, stop)
+    except Exception as err:  # a watcher that died would otherwise look like "never killed"
+        killed["error"] = repr(err)
+
+
+def _kill_worker_mid_epoch(uri: str, killed: dict, stop: threading.Event) -> None:
+    """Mid-epoch, once at least one epoch is committed (in MLflow), SIGKILL the Train worker process; then
+    watch the Data Agent's update count (its weight version)."""
     client = MlflowClient(uri)
     store = agent = None
     while not stop.is_set():
@@ -47,19 +54,19 @@ def kill_worker_mid_epoch(uri: str, killed: dict, stop: threading.Event) -> None
                 continue
             run_id = names[0].split(":", 1)[1]
             store, agent = ray.get_actor(names[0]), ray.get_actor(f"data_agent:{run_id}")
-        if killed:  # the lowest update count after the kill: where the restart rolled the agent back to
+        if "pids" in killed:  # the lowest update count after the kill: where the restart rolled the agent back to
             killed["versions_after"].append(ray.get(agent.state.remote())["version"])
             continue
         progress = ray.get(store.progress.remote(0))
         committed = [m.step for m in client.get_metric_history(run_id, "epoch")]
-        done = len(progress["new"])  # any epoch after the first, once every finished one is committed
-        if 1 <= done < EPOCHS - 1 and committed == list(range(1, done + 1)) \
-                and progress["passes"] > progress["planned"] // 4:
+        done = len(progress["new"])  # mid-epoch, once at least one checkpoint is committed (Ray commits late)
+        if committed and done < EPOCHS and progress["planned"] and progress["passes"] > 0:
             version = ray.get(agent.state.remote())["version"]
             pids = train_worker_pids()
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
-            killed.update(pids=pids, epochs_done=done, version_at_kill=version, versions_after=[])
+            killed.update(pids=pids, committed=len(committed), epochs_done=done, version_at_kill=version,
+                          versions_after=[])
 
 
 def assert_consistent(uri: str, run_id: str, history: list[dict], ckpt_dir: str) -> None:
@@ -87,18 +94,20 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_cluster, run_di
     finally:
         stop.set()
         killer.join()
-    assert killed.get("pids"), "the worker was never killed: the test did not exercise a failure"
+    assert killed.get("pids"), f"the worker was never killed: the test did not exercise a failure {killed}"
     assert_consistent(uri, result.run_id, result.history, result.checkpoint_path)
-    # The epochs before the kill came back from their checkpoint, not from a re-run: their rows are the
-    # ones MLflow logged before the failure.
+    # The committed epochs came back from their checkpoint, not from a re-run: their rows are the ones
+    # MLflow logged before the failure.
     logged = {m.step: m.value for m in MlflowClient(uri).get_metric_history(result.run_id, "epoch_time_s")}
-    for h in result.history[:killed["epochs_done"]]:
+    for h in result.history[:killed["committed"]]:
         assert logged[h["epoch"] + 1] == pytest.approx(h["epoch_time_s"])
-    # The agent rolled back with the store to the restored checkpoint's update count, then went on.
-    restored = next(c for c in Path(result.checkpoint_path).parent.glob("checkpoint_*")
-                    if len(checkpoint.read(c, ("store",))["store"]["history"]) == killed["epochs_done"])
-    version = checkpoint.read(restored, ("store",))["store"]["selector"]["agent"]["version"]
-    assert min(killed["versions_after"]) == version <= killed["version_at_kill"]
+    # The agent rolled back with the store to the update count of the checkpoint Ray restored (the latest
+    # committed one: between those committed and those finished at the kill), then went on.
+    versions = {len(state["history"]): state["selector"]["agent"]["version"]
+                for state in (checkpoint.read(c, ("store",))["store"]
+                              for c in Path(result.checkpoint_path).parent.glob("checkpoint_*") if c.is_dir())}
+    candidates = [versions[k] for k in range(killed["committed"], killed["epochs_done"] + 1) if k in versions]
+    assert min(killed["versions_after"]) in candidates and min(candidates) <= killed["version_at_kill"]
 
 
 def test_driver_killed_then_resume_continues_the_same_mlflow_run(ray_cluster, run_dirs, tmp_path):
