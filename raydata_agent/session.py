@@ -492,12 +492,12 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
     if cfg.selection.selector == "data_agent":
         from raydata_agent.agent import start_agent
 
-        agent = start_agent(cfg, len(labels))
+        agent = start_agent(cfg, len(labels), name=f"data_agent:{tracker.run_id}" if use_ray else None)
     args = (cfg.to_dict(), labels, sources, num_classes, tracker, snapshot_dir, agent)
     if use_ray:
         from raydata_agent.runner import _store_on_this_node
 
-        store = _store_on_this_node().remote(*args)
+        store = _store_on_this_node(tracker.run_id).remote(*args)
     else:
         store = ScoreStore(*args)
     if progress:

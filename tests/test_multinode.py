@@ -50,7 +50,7 @@ def main(tmp: Path) -> dict:
     storage = f"file://{tmp / 'shared'}"  # one file system all nodes see, named as a URI like s3://...
     small = ["data.num_samples=120", "data.val_samples=40", "train.batch_size=40", "train.epochs=2",
              f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", f"ray.storage_path={storage}",
-             "tracking.log_snapshots=false", f"ray.address={cluster.address}"]
+             "tracking.log_snapshots=false", "tracking.snapshot_every=1", f"ray.address={cluster.address}"]
     try:
         result = run(load_config(None, ["selection.selector=random_dynamic", *small]), progress=False)
         head = ray.get_runtime_context().get_node_id()
