@@ -7,14 +7,19 @@ ratio 0.5 and reports the share of flipped samples among those selected (epochs 
 lower is better), mean over seeds. "greedy_on_v2_target" ranks by the agent's own reward target with no
 policy: the ceiling of any regressor of that target, and the honest check of what PPO adds.
 
-    .venv/bin/python benchmarks/agent_ablation.py [--seeds 0 1 2]
+    .venv/bin/python benchmarks/agent_ablation.py [--seeds 0 1 2] [--json PATH]
+
+JSON keys (--json PATH): seeds, command, date, variants: [{variant, selector, overrides,
+flipped_share_mean, flipped_share: {seed: share}, seconds}].
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--json", default=None, help="write the figures here (keys: module docstring)")
     args = parser.parse_args()
     import test_data_agent as sim  # the simulated problem the test asserts on
 
     from raydata_agent.selectors.data_agent import DataAgentSelector
 
     policy_weights = DataAgentSelector.weights
+    records = []
     print(f"{'variant':24s} {'flipped share':>14s} {'per seed':>20s} {'s':>6s}", flush=True)
     for name in args.variants:
         selector, overrides = VARIANTS[name]
@@ -60,6 +67,15 @@ def main() -> None:
         DataAgentSelector.weights = policy_weights
         print(f"{name:24s} {np.mean(rates):14.3f} {' '.join(f'{r:.3f}' for r in rates):>20s} "
               f"{time.perf_counter() - start:6.0f}", flush=True)
+        records.append({"variant": name, "selector": selector, "overrides": list(overrides),
+                        "flipped_share_mean": float(np.mean(rates)),
+                        "flipped_share": {str(s): float(r) for s, r in zip(args.seeds, rates)},
+                        "seconds": round(time.perf_counter() - start, 1)})
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "seeds": args.seeds, "command": " ".join(sys.argv),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "variants": records}, indent=2))
+        print(f"[agent_ablation] JSON: {args.json}")
 
 
 if __name__ == "__main__":

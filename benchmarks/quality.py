@@ -15,7 +15,7 @@ Equal cost: every non-full selector follows the same schedule (selection.warmup_
 then exactly ceil(ratio N) samples per epoch, then annealing on all data; README "Cost accounting"),
 so each cell's realised cost is the same across selectors; the table prints it so any deviation shows.
 
-    .venv/bin/python benchmarks/quality.py --data a                 # shapes, all selectors (~1 h on 2 CPUs)
+    .venv/bin/python benchmarks/quality.py --data a                 # shapes: agent + 3 baselines x 3 ratios x 5 seeds (~50 min on 2 CPUs)
     .venv/bin/python benchmarks/quality.py --data b --selectors data_agent greedy random_dynamic infobatch lead
     .venv/bin/python benchmarks/quality.py --data c --seeds 0 1 2 --epochs 10 --json /tmp/quality_c.json
     .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
@@ -53,6 +53,10 @@ sys.path.insert(0, str(ROOT))
 ALL_SELECTORS = ["data_agent", "lead", "greedy", "infobatch", "random_dynamic", "random_static", "ucb",
                  "eps_greedy"]
 BASELINES = ("greedy", "random_dynamic", "infobatch")
+# The default grid: the agent and the three baselines every table compares against. 4 selectors x
+# 3 ratios x 5 seeds + 5 full-data runs = 65 trials, about 50 min at 2 trials at a time on 2 idle CPUs
+# (45 s per shapes trial measured); pass --selectors for LEAD, UCB, eps-greedy, random_static.
+DEFAULT_SELECTORS = ["data_agent", *BASELINES]
 DATA = {  # data set flag -> run config overrides (sizes chosen so the default fits ~1 h on 2 CPUs)
     "a": {"data.name": "shapes", "data.num_samples": 2000, "data.val_samples": 2000, "train.epochs": 12},
     "b": {"data.name": "digits", "data.label_noise": 0.3, "train.epochs": 20},
@@ -228,7 +232,7 @@ def main() -> None:
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=None, help="default: per data set (see DATA)")
-    parser.add_argument("--selectors", nargs="+", default=ALL_SELECTORS)
+    parser.add_argument("--selectors", nargs="+", default=DEFAULT_SELECTORS, choices=ALL_SELECTORS)
     parser.add_argument("--concurrent", type=int, default=2, help="trials side by side")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", default=None, help="folder for the sweep's MLflow store and runs (default: a temp dir)")
