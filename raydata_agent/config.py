@@ -43,7 +43,12 @@ class DataConfig:
     val_samples: int = 600  # shapes, mixture, synthetic_det, synthetic_seg: validation images generated
     image_size: int = 32  # segmentation: images are resized (shorter side) and centre-cropped to this
     label_noise: float = 0.0  # fraction of training labels flipped (shapes, mixture, digits, cifar); is_noisy in the pool
-    augment: bool = True  # detection: per-image horizontal flips (no mosaic: it mixes images)
+    # Training augmentation; unset: the data set's standard (data/recipes.py). Classification: crop + flip
+    # (cifar), RandomResizedCrop + flip (imagefolder), on for those, off for generated sets and digits.
+    # Detection: per-image horizontal flips (no mosaic: it mixes images), on unless false.
+    augment: bool | None = None
+    normalize: bool | None = None  # classification: per-channel mean/std in the model; unset: cifar, imagefolder
+    decode_threads: int = 4  # imagefolder: files decoded side by side per batch, while the last batch trains
     num_classes: int | None = None  # ade20k: classes after reduce_zero_label (None: ADE20K's 150)
     reduce_zero_label: bool = True  # segmentation: mask value 0 -> 255 (ignored), the others -1 (ADE20K)
     seed: int = 0
@@ -131,6 +136,8 @@ class TrainConfig:
     cpus_per_worker: int = 1
     resume_from: str | None = None  # checkpoint directory of an earlier run
     max_failures: int = 2  # Ray Train restarts the workers from the last checkpoint this many times
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast for forward and loss (fp16 with a grad scaler)
+    label_smoothing: float = 0.0  # classification: cross-entropy label smoothing, in [0, 1)
 
 
 @dataclass
@@ -204,6 +211,7 @@ IGNORE_INDEX = 255  # segmentation: mask value that no loss or metric counts
 SAMPLINGS = ("topk", "proportional")
 LOSS_WEIGHTINGS = ("auto", "none", "inverse_ratio", "infobatch")
 OPTIMIZERS = ("sgd", "adamw")
+PRECISIONS = ("fp32", "bf16", "fp16")
 REWARD_SCALES = ("per_sample", "none")
 REWARD_BASELINES = ("pool", "none")
 AGENT_REWARDS = ("agreement", "score")
@@ -229,7 +237,11 @@ _PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
     "data.val_samples": lambda c: c.data.name in _GENERATED,
     "data.image_size": lambda c: c.task.name != "classification" or c.data.name == "imagefolder",
     "data.label_noise": lambda c: c.data.name in ("shapes", "digits"),
-    "data.augment": lambda c: c.task.name == "detection",
+    "data.augment": lambda c: c.task.name == "detection" or c.data.augment is not None
+    or c.data.name in ("cifar10", "cifar100", "imagefolder"),
+    "data.normalize": lambda c: c.task.name == "classification",
+    "data.decode_threads": lambda c: c.data.name == "imagefolder",
+    "train.label_smoothing": lambda c: c.task.name == "classification",
     "data.num_classes": lambda c: c.data.name == "ade20k",
     "data.reduce_zero_label": _SEGMENTATION,
     "selection.sampling": lambda c: c.selection.selector in _WEIGHT_TAKERS,
@@ -276,6 +288,10 @@ def validate(cfg: Config) -> Config:
     _check_choice("selection.loss_weighting", cfg.selection.loss_weighting, LOSS_WEIGHTINGS)
     _check_choice("reward.variant", cfg.reward.variant, sorted(REWARD_VARIANTS) + list(HISTORY_VARIANTS))
     _check_choice("train.optimizer", cfg.train.optimizer, OPTIMIZERS)
+    _check_choice("train.precision", cfg.train.precision, PRECISIONS)
+    _check_range("train.label_smoothing", cfg.train.label_smoothing, 0.0, 1.0, hi_open=True)
+    if cfg.data.decode_threads < 1:
+        raise ConfigError(f"data.decode_threads={cfg.data.decode_threads} must be at least 1")
     _check_choice("agent.reward_scale", cfg.agent.reward_scale, REWARD_SCALES)
     _check_choice("agent.reward_baseline", cfg.agent.reward_baseline, REWARD_BASELINES)
     _check_choice("agent.reward", cfg.agent.reward, AGENT_REWARDS)

@@ -11,6 +11,7 @@ import tempfile
 import time
 
 _IMPORT_START = time.time()  # start-up split (benchmarks/orchestration_tax.py): this module's imports
+import numpy as np
 import ray
 import ray.train
 import ray.train.torch
@@ -18,6 +19,7 @@ import torch
 
 from raydata_agent import checkpoint as checkpoint_files
 from raydata_agent.config import Config, from_dict, is_uri
+from raydata_agent.data import ImageData
 from raydata_agent.session import NonFiniteLossError, SelectionSession, shard  # noqa: F401  (re-exported)
 from raydata_agent.tasks import build_task
 
@@ -29,6 +31,31 @@ def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimize
         return torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                            weight_decay=cfg.train.weight_decay, nesterov=cfg.train.momentum > 0)
+
+
+def prefetched(chunks: list, load):
+    """Yield (chunk, load(chunk)) in order, loading the next chunk in a background thread while the
+    caller trains on the current one, and how long the caller waited for it: decoding (and
+    augmentation) overlaps the step instead of stalling it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(load, chunks[0])
+        for i, chunk in enumerate(chunks):
+            wait_start = time.perf_counter()
+            batch = pending.result()
+            waited = time.perf_counter() - wait_start
+            if i + 1 < len(chunks):
+                pending = pool.submit(load, chunks[i + 1])
+            yield chunk, batch, waited
+
+
+def autocast(precision: str, device: torch.device):
+    """The forward pass's autocast context for train.precision (fp32: none)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def restore(model, optimizer, scheduler, cfg: Config, store, rank: int) -> int:
@@ -99,7 +126,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
     # Setup: every worker regenerates/reads the same data, so no images cross the network.
     task = build_task(cfg)
     train_data, val_data = task.load_data()
-    model = ray.train.torch.prepare_model(task.build_model())  # DDP when world > 1
+    model = task.build_model()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # faster convolutions with autocast
+    model = ray.train.torch.prepare_model(model)  # DDP when world > 1
+    # fp16 needs loss scaling (its range underflows small gradients); bf16 and fp32 do not
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     start_epoch = restore(model, optimizer, scheduler, cfg, session.store, rank)
@@ -115,20 +147,28 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if epoch == start_epoch:
             timings.update(startup)
 
-        # 2. Train on the subset; each step's forward pass also yields the selection signals.
+        # 2. Train on the subset; each step's forward pass also yields the selection signals. The
+        # next batch is read (decoded, augmented: seeded per run, rank and epoch) while this one trains.
         model.train()
-        for start in range(0, len(ids), cfg.train.batch_size):
-            batch_ids = ids[start:start + cfg.train.batch_size]
+        augment_rng = np.random.default_rng([cfg.train.seed, rank, epoch])
+        load = (lambda chunk: train_data.batch(chunk, rng=augment_rng)) if isinstance(train_data, ImageData) \
+            else train_data.batch
+        chunks = [ids[start:start + cfg.train.batch_size] for start in range(0, len(ids), cfg.train.batch_size)]
+        timings["data_wait_s"] = 0.0
+        for batch_ids, batch, waited in prefetched(chunks, load):
+            timings["data_wait_s"] += waited
             step_start = time.perf_counter()
-            out = task.forward(model, train_data.batch(batch_ids), device)
+            with autocast(cfg.train.precision, device):
+                out = task.forward(model, batch, device)
             timings["forward_s"] += time.perf_counter() - step_start
-            loss = session.record(batch_ids, out.loss, probs=out.probs, features=out.features,
+            loss = session.record(batch_ids, out.loss.float(), probs=out.probs, features=out.features,
                                   uncertainty=out.uncertainty, grad_norm=out.grad_norm,
                                   lr=optimizer.param_groups[0]["lr"])  # weighted mean loss
             backward_start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             timings["backward_s"] += time.perf_counter() - backward_start
         session.flush()  # every signal of this worker is in the pool
         scheduler.step()
@@ -138,7 +178,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         # 3. Evaluate (rank 0), close the epoch in the store (every worker), checkpoint (rank 0).
         if rank == 0:
             eval_start = time.perf_counter()
-            val = task.evaluate(unwrap(model), val_data, device)
+            with autocast(cfg.train.precision, device):
+                val = task.evaluate(unwrap(model), val_data, device)
             metrics.update(val, val_metric=val[task.metric], eval_s=time.perf_counter() - eval_start,
                            epoch_time_s=time.perf_counter() - epoch_start)
         metrics = session.end_epoch(metrics)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from raydata_agent.config import DataConfig
+from raydata_agent.data.recipes import wants
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class ImageData:
     # flipped), is_duplicate, is_hard. The pool stores them next to the scores (and in snapshots).
     truth: dict[str, np.ndarray] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) dropped at load
+    augment: str | None = None  # training split: "crop_flip" | "resized_crop_flip" (data/recipes.py)
+    decode_threads: int = 1  # files decoded side by side per batch (PIL releases the GIL)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -41,13 +44,23 @@ class ImageData:
     def sources(self) -> list[str] | None:
         return self.files
 
-    def batch(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images as float in [0, 1] and labels, for the given sample ids."""
+    def batch(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as float in [0, 1] and labels, for the given sample ids; augmented (training)
+        when this split has an augmentation and `rng` draws it."""
         ids = np.asarray(ids, np.int64)
         if self.images is not None:
             x = torch.from_numpy(self.images[ids]).float().div_(255.0)
+        elif self.decode_threads > 1:
+            from raydata_agent.data.recipes import decode_pool
+
+            x = torch.stack(list(decode_pool(self.decode_threads).map(
+                lambda i: _read_image(self.files[i], self.image_size), ids)))
         else:
             x = torch.stack([_read_image(self.files[i], self.image_size) for i in ids])
+        if self.augment and rng is not None:
+            from raydata_agent.data.recipes import augment_batch
+
+            x = augment_batch(x, self.augment, rng)
         return x, torch.from_numpy(self.labels[ids])
 
 
@@ -154,7 +167,8 @@ def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
     for split in ("train", "val"):
         folder = root / split
         if not folder.is_dir():
-            raise DataError(f"ImageFolder layout needs {folder}/<class>/<image files>")
+            raise DataError(f"ImageFolder layout needs {folder}/<class>/<image files> (a generated set of "
+                            f"JPEG files: raydata-agent make-imagefolder {root})")
         names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
         if classes is None:
             classes = names
@@ -182,7 +196,8 @@ def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
             raise DataError(f"class folder {empty} has no readable image"
                             + (f" ({sum(1 for f, _ in skipped if Path(f).parent == empty)} skipped)" if skipped else ""))
         splits.append(ImageData(np.asarray(labels, np.int64), files=files, image_size=cfg.image_size,
-                                skipped=skipped))
+                                skipped=skipped, decode_threads=cfg.decode_threads,
+                                augment="resized_crop_flip" if split == "train" and wants(cfg.augment, cfg.name) else None))
     return splits[0], splits[1], len(classes)
 
 
@@ -196,6 +211,7 @@ def load_dataset(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
     y_tr, flipped = _flip_labels(np.asarray(y_tr, np.int64), cfg.label_noise, num_classes, cfg.seed)
     if cfg.label_noise > 0 or cfg.name == "mixture":
         truth["is_noisy"] = flipped
-    train = ImageData(y_tr, images=x_tr, image_size=x_tr.shape[-1], channels=x_tr.shape[1], truth=truth or None)
+    train = ImageData(y_tr, images=x_tr, image_size=x_tr.shape[-1], channels=x_tr.shape[1], truth=truth or None,
+                      augment="crop_flip" if wants(cfg.augment, cfg.name) else None)
     val = ImageData(np.asarray(y_va, np.int64), images=x_va, image_size=x_va.shape[-1], channels=x_va.shape[1])
     return train, val, num_classes

@@ -7,6 +7,7 @@ from torch import nn
 
 from raydata_agent.config import Config
 from raydata_agent.data import ImageData, load_dataset
+from raydata_agent.data.recipes import Normalize, channel_stats, wants
 from raydata_agent.tasks import TaskOutput
 
 
@@ -43,16 +44,17 @@ def _resnet(name: str, in_channels: int, cifar_stem: bool) -> tuple[nn.Module, i
 
 
 class Classifier(nn.Module):
-    """Backbone + linear head; forward returns (logits, pooled features)."""
+    """[Normalize +] backbone + linear head; forward returns (logits, pooled features)."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int):
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, normalize: nn.Module | None = None):
         super().__init__()
+        self.normalize = normalize or nn.Identity()
         self.backbone = backbone
         self.head = nn.Linear(feature_dim, num_classes)
         self.feature_dim = feature_dim
 
     def forward(self, x):
-        features = self.backbone(x)
+        features = self.backbone(self.normalize(x))
         return self.head(features), features
 
 
@@ -62,6 +64,8 @@ class ClassificationTask:
     def __init__(self, cfg: Config):
         self.cfg = cfg.task
         self.data_cfg = cfg.data
+        self.label_smoothing = cfg.train.label_smoothing
+        self.channel_stats: tuple[list[float], list[float]] | None = None
         self.num_classes: int | None = None
         self.in_channels: int | None = None
 
@@ -78,6 +82,8 @@ class ClassificationTask:
         train, val, self.num_classes = load_dataset(self.data_cfg)
         self.in_channels = train.channels
         self.skipped = train.skipped + val.skipped  # unreadable files dropped at load; the runner logs them
+        if wants(self.data_cfg.normalize, self.data_cfg.name):
+            self.channel_stats = channel_stats(train)
         return train, val
 
     def build_model(self) -> Classifier:
@@ -86,13 +92,17 @@ class ClassificationTask:
             dim = backbone.out_dim
         else:
             backbone, dim = _resnet(self.cfg.model, self.in_channels, self.cfg.cifar_stem)
-        return Classifier(backbone, dim, self.num_classes)
+        normalize = Normalize(*self.channel_stats) if self.channel_stats else None
+        return Classifier(backbone, dim, self.num_classes, normalize)
 
     def forward(self, model: nn.Module, batch, device) -> TaskOutput:
         x, y = (t.to(device, non_blocking=True) for t in batch)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)  # the model is channels-last there too
         logits, features = model(x)
-        loss = F.cross_entropy(logits, y, reduction="none")
-        probs, features = logits.detach().softmax(-1), features.detach()
+        loss = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.label_smoothing)
+        # float32 whatever the autocast dtype: the signals and the pool are float32
+        probs, features = logits.detach().float().softmax(-1), features.detach().float()
         # The gradient of a sample's cross-entropy w.r.t. the linear head is (p - onehot(y)) [h, 1]^T,
         # so its norm is |p - y| * sqrt(|h|^2 + 1): exact, and free from this forward pass.
         residual = probs - F.one_hot(y, probs.shape[-1]).to(probs.dtype)

@@ -139,7 +139,7 @@ class DetectionTask:
     def load_data(self):
         from raydata_agent.data.yolo import load_yolo
 
-        train, val, self.names = load_yolo(self.dataset_yaml(), self.cfg.data.image_size, self.cfg.data.augment)
+        train, val, self.names = load_yolo(self.dataset_yaml(), self.cfg.data.image_size, self.cfg.data.augment is not False)
         self.num_classes = len(self.names)
         self.skipped = train.skipped + val.skipped
         return train, val
