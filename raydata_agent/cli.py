@@ -82,6 +82,15 @@ def _report(args) -> int:
     return 0
 
 
+def _make_imagefolder(args) -> int:
+    from raydata_agent.data.jpeg_folder import write_image_folder
+
+    root = write_image_folder(args.path, args.train, args.val, args.size, args.seed, progress=True)
+    print(f"[raydata-agent] imagefolder set in {root.resolve()}: train with data.name=imagefolder "
+          f"data.path={root.resolve()} data.image_size={args.size}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="raydata-agent", description="Training that chooses its own data, on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     p_report.add_argument("experiment")
     p_report.add_argument("--tracking-uri", help="default: sqlite:///$PWD/mlflow.db")
     p_report.add_argument("--out", help="plot path (default: report_<experiment>.png)")
+    p_folder = sub.add_parser("make-imagefolder", help="write a generated imagefolder set of JPEG files "
+                                                       "(the shapes classes) for data.name=imagefolder")
+    p_folder.add_argument("path", help="root folder: PATH/{train,val}/<class>/<image>.jpg")
+    p_folder.add_argument("--train", type=int, default=20_000, help="training images (default 20000)")
+    p_folder.add_argument("--val", type=int, default=2_000, help="validation images (default 2000)")
+    p_folder.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    p_folder.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "resume": _resume, "tune": _tune, "report": _report}[args.command](args)
+        return {"run": _run, "resume": _resume, "tune": _tune, "report": _report,
+                "make-imagefolder": _make_imagefolder}[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
