@@ -151,12 +151,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
         # next batch is read (decoded, augmented: seeded per run, rank and epoch) while this one trains.
         model.train()
         augment_rng = np.random.default_rng([cfg.train.seed, rank, epoch])
-        load = (lambda chunk: train_data.batch(chunk, rng=augment_rng)) if isinstance(train_data, ImageData) \
-            else train_data.batch
+        # -> (ids read, batch): an image file that cannot be decoded mid-run is skipped and counted
+        load = (lambda chunk: (lambda r: (r[0], r[1:]))(train_data.read(chunk, rng=augment_rng))) \
+            if isinstance(train_data, ImageData) else (lambda chunk: (chunk, train_data.batch(chunk)))
         chunks = [ids[start:start + cfg.train.batch_size] for start in range(0, len(ids), cfg.train.batch_size)]
         timings["data_wait_s"] = 0.0
-        for batch_ids, batch, waited in prefetched(chunks, load):
+        for _, (batch_ids, batch), waited in prefetched(chunks, load):
             timings["data_wait_s"] += waited
+            if len(batch_ids) == 0:
+                continue
             step_start = time.perf_counter()
             with autocast(cfg.train.precision, device):
                 out = task.forward(model, batch, device)
@@ -173,6 +176,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         session.flush()  # every signal of this worker is in the pool
         scheduler.step()
 
+        timings["skipped_files"] = len(getattr(train_data, "skipped", []))  # at load and mid-run, so far
         metrics = {"train_loss": session.train_loss, "lr": scheduler.get_last_lr()[0],
                    "train_time_s": time.perf_counter() - epoch_start, **timings}
         # 3. Evaluate (rank 0), close the epoch in the store (every worker), checkpoint (rank 0).

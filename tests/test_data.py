@@ -58,8 +58,12 @@ def test_image_folder_reads_on_demand_and_names_a_corrupt_file(tmp_path):
     x, y = train.batch(np.array([0, 4]))
     assert x.shape == (2, 3, 16, 16)
     cut = train.files.index(str(tmp_path / "train" / "cat" / "cut.png"))
-    with pytest.raises(DataError, match="cut.png"):  # found when decoded, naming the file
-        train.batch(np.array([cut]))
+    # Found only when decoded mid-run: skipped and counted with its name, not fatal; the ids read say so.
+    ids, x, y = train.read(np.array([0, cut, 4]))
+    assert ids.tolist() == [0, 4] and x.shape == (2, 3, 16, 16) and len(y) == 2
+    assert Path(train.skipped[-1][0]).name == "cut.png" and train.skipped[-1][1].startswith("mid-run: ")
+    train.read(np.array([cut]))
+    assert len(train.skipped) == 3  # counted once
 
 
 def test_image_folder_class_with_no_image_is_an_error(tmp_path):

@@ -1,5 +1,6 @@
 """Standard classification recipes: augmentation on training only, normalisation in the model,
 mixed precision on CPU, threaded decoding with prefetch, and a run from generated JPEG files."""
+import shutil
 import threading
 import time
 
@@ -114,8 +115,13 @@ def test_prefetch_loads_the_next_batch_while_this_one_trains():
 
 
 @pytest.mark.integration
-def test_run_trains_from_jpeg_files_in_bf16(ray_cluster, run_dirs, jpeg_root):
-    result = run(load_config(None, ["data.name=imagefolder", f"data.path={jpeg_root}", "data.image_size=32",
+def test_run_trains_from_jpeg_files_in_bf16_and_skips_a_file_cut_mid_run(ray_cluster, run_dirs, jpeg_root, tmp_path):
+    root = tmp_path / "jpeg"
+    shutil.copytree(jpeg_root, root)
+    victim = sorted((root / "train" / "disc").iterdir())[0]
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[: len(whole) * 2 // 3])  # the header survives the load check; the pixels do not
+    result = run(load_config(None, ["data.name=imagefolder", f"data.path={root}", "data.image_size=32",
                                     "train.precision=bf16", "train.label_smoothing=0.1", "train.epochs=2",
                                     "train.batch_size=20", "selection.selector=random_dynamic", *run_dirs]),
                  progress=False)
@@ -125,3 +131,5 @@ def test_run_trains_from_jpeg_files_in_bf16(ray_cluster, run_dirs, jpeg_root):
     assert [m.value for m in client.get_metric_history(result.run_id, "selected")] == [60, 30]
     assert run_info.data.params["train.precision"] == "bf16"
     assert "data_wait_s" in run_info.data.metrics
+    # the cut file is skipped and counted when first decoded (here: for the channel statistics), not fatal
+    assert [m.value for m in client.get_metric_history(result.run_id, "skipped_files")] == [1, 1]

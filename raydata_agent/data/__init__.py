@@ -45,23 +45,42 @@ class ImageData:
         return self.files
 
     def batch(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images as float in [0, 1] and labels, for the given sample ids; augmented (training)
-        when this split has an augmentation and `rng` draws it."""
+        """Images as float in [0, 1] and labels, for the given sample ids (those whose file is
+        readable); augmented (training) when this split has an augmentation and `rng` draws it."""
+        return self.read(ids, rng)[1:]
+
+    def read(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """(ids read, images, labels). A file that passed the header check at load but cannot be
+        decoded now (truncated, changed on disk) is skipped, counted in `skipped` and logged once,
+        not fatal: the run goes on without it, and its id is left out of the ids read."""
         ids = np.asarray(ids, np.int64)
         if self.images is not None:
             x = torch.from_numpy(self.images[ids]).float().div_(255.0)
-        elif self.decode_threads > 1:
-            from raydata_agent.data.recipes import decode_pool
-
-            x = torch.stack(list(decode_pool(self.decode_threads).map(
-                lambda i: _read_image(self.files[i], self.image_size), ids)))
         else:
-            x = torch.stack([_read_image(self.files[i], self.image_size) for i in ids])
-        if self.augment and rng is not None:
+            if self.decode_threads > 1:
+                from raydata_agent.data.recipes import decode_pool
+
+                decoded = list(decode_pool(self.decode_threads).map(self._decode, ids))
+            else:
+                decoded = [self._decode(i) for i in ids]
+            ok = np.array([d is not None for d in decoded], bool)
+            ids = ids[ok]
+            x = torch.stack([d for d in decoded if d is not None]) if ok.any() else \
+                torch.empty(0, self.channels, self.image_size, self.image_size)
+        if self.augment and rng is not None and len(ids):
             from raydata_agent.data.recipes import augment_batch
 
             x = augment_batch(x, self.augment, rng)
-        return x, torch.from_numpy(self.labels[ids])
+        return ids, x, torch.from_numpy(self.labels[ids])
+
+    def _decode(self, i: int) -> torch.Tensor | None:
+        try:
+            return _read_image(self.files[i], self.image_size)
+        except DataError as err:
+            if all(f != self.files[i] for f, _ in self.skipped):
+                self.skipped.append((self.files[i], f"mid-run: {err}"))
+                log.warning("skipped %s (%d skipped so far): %s", self.files[i], len(self.skipped), err)
+            return None
 
 
 def _read_image(path: str, size: int) -> torch.Tensor:
