@@ -10,6 +10,8 @@ already holds them: RLlib's GAE connector works on episodes, which we do not hav
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -18,6 +20,8 @@ import torch
 from raydata_agent.agent.acting import MODULE_ID, observation_space, policy_act
 from raydata_agent.agent.trajectories import TrajectoryBuffer, TrainBatch
 from raydata_agent.config import AgentConfig
+
+log = logging.getLogger(__name__)
 
 
 class RunningStd:
@@ -93,6 +97,7 @@ class DataAgent:
         self.busy_s = 0.0
         self.received = 0
         self.dropped = 0
+        self.nonfinite_dropped = 0
         self.max_lag = 0  # weight versions between the acting copy and this learner, at arrival
         self.last_update: dict[str, float] = {}
 
@@ -163,7 +168,8 @@ class DataAgent:
             self._update(final=True)
         self.busy_s += time.perf_counter() - start
         metrics = {**self.last_update, "agent_learner_time_s": self.busy_s, "agent_transitions": float(self.received),
-                   "agent_dropped_transitions": float(self.dropped), "agent_weight_lag_max": float(self.max_lag),
+                   "agent_dropped_transitions": float(self.dropped),
+                   "agent_nonfinite_dropped": float(self.nonfinite_dropped), "agent_weight_lag_max": float(self.max_lag),
                    "agent_weight_version": float(self.version)}
         self._reset_metrics()
         return metrics
@@ -192,6 +198,20 @@ class DataAgent:
         if batch is not None and len(batch) > 1:
             self._ppo(batch, self.cfg.num_epochs)
 
+    def _finite(self, batch: TrainBatch) -> TrainBatch:
+        """Drop transitions with a non-finite state, action log-prob, advantage or target (counted in
+        `agent_nonfinite_dropped` and logged): one would make the whole update's gradients NaN."""
+        ok = (np.isfinite(batch.obs).all(1) & np.isfinite(batch.logp) & np.isfinite(batch.advantages)
+              & np.isfinite(batch.value_targets) & np.isfinite(batch.dist_inputs).all(1))
+        if ok.all():
+            return batch
+        bad = {name: int((~np.isfinite(getattr(batch, name).reshape(len(batch), -1))).any(1).sum())
+               for name in ("obs", "logp", "advantages", "value_targets", "dist_inputs")}
+        self.nonfinite_dropped += int((~ok).sum())
+        log.warning("Data Agent: dropped %d of %d transitions with non-finite values %s",
+                    int((~ok).sum()), len(batch), {k: v for k, v in bad.items() if v})
+        return TrainBatch(*(getattr(batch, f.name)[ok] for f in dataclasses.fields(TrainBatch)))
+
     def _ppo(self, batch: TrainBatch, num_epochs: int) -> None:
         """One RLlib PPO Learner update; the weight version moves on."""
         from ray.rllib.core.columns import Columns
@@ -202,6 +222,9 @@ class DataAgent:
         from raydata_agent.agent.rl_module import TorchBeta
 
         start = time.perf_counter()
+        batch = self._finite(batch)
+        if len(batch) < 2:
+            return
         adv = batch.advantages
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # per-sample advantages, normalised
         sample_batch = SampleBatch({
