@@ -49,6 +49,13 @@ class DataConfig:
     augment: bool | None = None
     normalize: bool | None = None  # classification: per-channel mean/std in the model; unset: cifar, imagefolder
     decode_threads: int = 4  # imagefolder: files decoded side by side per batch, while the last batch trains
+    # classification: how each epoch's subset reaches the workers. in_memory: every worker holds the set
+    # (arrays, or the file list) and reads its share in its own thread; ray_data: the selected ids and
+    # sources stream through a Ray Data dataset, decoded and augmented in map_batches on CPU tasks,
+    # each worker reading its shard (data/streaming.py)
+    pipeline: str = "in_memory"
+    stream_cpus: float = 1.0  # ray_data: CPUs each decode task reserves (< 1 shares CPUs on a small cluster)
+    prefetch_batches: int = 2  # ray_data: batches each worker has decoded ahead of the step
     num_classes: int | None = None  # ade20k: classes after reduce_zero_label (None: ADE20K's 150)
     reduce_zero_label: bool = True  # segmentation: mask value 0 -> 255 (ignored), the others -1 (ADE20K)
     seed: int = 0
@@ -212,6 +219,7 @@ SAMPLINGS = ("topk", "proportional")
 LOSS_WEIGHTINGS = ("auto", "none", "inverse_ratio", "infobatch")
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")
+PIPELINES = ("in_memory", "ray_data")
 REWARD_SCALES = ("per_sample", "none")
 REWARD_BASELINES = ("pool", "none")
 AGENT_REWARDS = ("agreement", "score")
@@ -241,6 +249,9 @@ _PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
     or c.data.name in ("cifar10", "cifar100", "imagefolder"),
     "data.normalize": lambda c: c.task.name == "classification",
     "data.decode_threads": lambda c: c.data.name == "imagefolder",
+    "data.pipeline": lambda c: c.task.name == "classification",
+    "data.stream_cpus": lambda c: c.data.pipeline == "ray_data",
+    "data.prefetch_batches": lambda c: c.data.pipeline == "ray_data",
     "train.label_smoothing": lambda c: c.task.name == "classification",
     "data.num_classes": lambda c: c.data.name == "ade20k",
     "data.reduce_zero_label": _SEGMENTATION,
@@ -292,6 +303,13 @@ def validate(cfg: Config) -> Config:
     _check_range("train.label_smoothing", cfg.train.label_smoothing, 0.0, 1.0, hi_open=True)
     if cfg.data.decode_threads < 1:
         raise ConfigError(f"data.decode_threads={cfg.data.decode_threads} must be at least 1")
+    _check_choice("data.pipeline", cfg.data.pipeline, PIPELINES)
+    if cfg.data.pipeline == "ray_data" and cfg.task.name != "classification":
+        raise ConfigError(f"data.pipeline=ray_data streams classification sets; task.name={cfg.task.name} "
+                          f"keeps its own data path (data.pipeline=in_memory)")
+    _check_range("data.stream_cpus", cfg.data.stream_cpus, 0.0, 64.0, lo_open=True)
+    if cfg.data.prefetch_batches < 0:
+        raise ConfigError(f"data.prefetch_batches={cfg.data.prefetch_batches} must be >= 0")
     _check_choice("agent.reward_scale", cfg.agent.reward_scale, REWARD_SCALES)
     _check_choice("agent.reward_baseline", cfg.agent.reward_baseline, REWARD_BASELINES)
     _check_choice("agent.reward", cfg.agent.reward, AGENT_REWARDS)

@@ -207,7 +207,7 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     from ray.train.torch import TorchTrainer
 
     cfg = resolve_paths(cfg)
-    task, train_data, _ = preflight(cfg)  # config, tracking store, checkpoint, data: before Ray starts
+    task, train_data, val_data = preflight(cfg)  # config, tracking store, checkpoint, data: before Ray starts
     init_ray(cfg)
     tracker = _start_tracking(cfg, task, resume_run_id, source)
     storage = cfg.ray.storage_path.rstrip("/")  # a path, or a pyarrow.fs URI (s3://bucket/dir)
@@ -228,9 +228,16 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
                                plot_title=plot_title(cfg, tracker.run_id),
                                class_names=getattr(task, "class_names", None))
 
+    loop_config = {"config": cfg.to_dict(), "session": session, "tracker": tracker}
+    datasets = {}
+    if cfg.data.pipeline == "ray_data":  # the training set streams to the workers (data/streaming.py)
+        from raydata_agent.data.streaming import epoch_dataset
+
+        datasets["train"] = epoch_dataset(session, train_data, cfg)
+        loop_config.update(data_info=task.data_info(), val_data=ray.put(val_data))
     trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"config": cfg.to_dict(), "session": session, "tracker": tracker},
+        train_loop_per_worker, datasets=datasets,
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # The run's name is its MLflow run id: `raydata-agent resume` finds Ray Train's state by it.

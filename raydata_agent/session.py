@@ -156,20 +156,38 @@ class SelectionSession:
         self.timings = {"signals_s": 0.0, "act_s": 0.0, "send_s": 0.0, "flush_s": 0.0}
         return self.ids, self.weights
 
-    def selected_ids_dataset(self, override_num_blocks: int | None = None):
+    def selected_ids_dataset(self, override_num_blocks: int | None = None, columns: dict | None = None,
+                             num_cpus: float | None = None):
         """A Ray Data dataset of the pool's ids ("id"), filtered at read time to the epoch each
-        worker planned, with each row's "loss_weight". Map your decoding over it, pass it to
+        worker planned, with each row's "loss_weight" and "epoch". Map your decoding over it, pass it to
         TorchTrainer(datasets=...), and every worker's `get_dataset_shard` carries its share of
         each epoch's selection; `record(batch["id"], ...)` sends the signals back.
         Every worker calls `plan_epoch(epoch)` before iterating its shard.
+
+        `columns` (name -> array with one row per pool sample, e.g. file paths and labels): the rows
+        carry them, so a worker's shard holds its own samples' sources and no one else's. The rows
+        are then shuffled once (seeded) into `override_num_blocks` blocks (default: ~256 rows each),
+        since a set stored class by class would otherwise stream one class at a time.
+        `num_cpus`: what each filtering task reserves (default: Ray Data's 1).
         """
         import ray.data
 
         if not self.remote:
             raise TypeError("selected_ids_dataset needs the store as a Ray actor: start_session(..., use_ray=True)")
         num_samples = self._call("num_samples")
-        return ray.data.range(num_samples, override_num_blocks=override_num_blocks).map_batches(
-            keep_selected, fn_kwargs={"store": self.store}, batch_format="numpy")
+        if columns is None:
+            ids = ray.data.range(num_samples, override_num_blocks=override_num_blocks)
+        else:
+            import pyarrow as pa
+
+            order = np.random.default_rng(self.cfg.train.seed).permutation(num_samples)
+            table = pa.table({"id": order, **{name: _arrow_column(np.asarray(values)[order])
+                                              for name, values in columns.items()}})
+            blocks = override_num_blocks or max(1, -(-num_samples // 256))
+            step = -(-num_samples // blocks)
+            ids = ray.data.from_arrow([table.slice(start, step) for start in range(0, num_samples, step)])
+        return ids.map_batches(keep_selected, fn_kwargs={"store": self.store}, batch_format="numpy",
+                               **({"num_cpus": num_cpus} if num_cpus is not None else {}))
 
     def sampler(self, shuffle: bool = True) -> "SelectedSampler":
         """A torch Sampler over this epoch's selected ids (this rank's share under DDP)."""
@@ -531,4 +549,16 @@ def keep_selected(batch: dict, store) -> dict:
     keep = ids[pos] == rows if len(ids) else np.zeros(len(rows), bool)
     out = {name: np.asarray(values)[keep] for name, values in batch.items()}
     out["loss_weight"] = weights[pos[keep]]
+    out["epoch"] = np.full(int(keep.sum()), epoch, np.int64)  # seeds the epoch's augmentation downstream
     return out
+
+
+def _arrow_column(values: np.ndarray):
+    """A pyarrow column from a per-sample array: [N, ...] arrays become tensor columns (pixels)."""
+    import pyarrow as pa
+
+    if values.ndim > 1:
+        from ray.data.extensions import ArrowTensorArray
+
+        return ArrowTensorArray.from_numpy(values)
+    return pa.array(values.tolist() if values.dtype == object else values)

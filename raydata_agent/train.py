@@ -6,6 +6,7 @@ It reads top to bottom; the only state it shares with the rest of the system is 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -21,7 +22,7 @@ from raydata_agent import checkpoint as checkpoint_files
 from raydata_agent.config import Config, from_dict, is_uri
 from raydata_agent.data import ImageData
 from raydata_agent.session import NonFiniteLossError, SelectionSession, shard  # noqa: F401  (re-exported)
-from raydata_agent.tasks import build_task
+from raydata_agent.tasks import TaskOutput, build_task
 
 _IMPORTED_AT = time.time()
 
@@ -50,6 +51,40 @@ def prefetched(chunks: list, load):
             if i + 1 < len(chunks):
                 pending = pool.submit(load, chunks[i + 1])
             yield chunk, batch, waited
+
+
+def epoch_batches(cfg: Config, ids: np.ndarray, rank: int, epoch: int, train_data, shard):
+    """(ids, batch, seconds waited, ok mask or None) for this worker's share of the epoch: from its
+    Ray Data shard (data.pipeline=ray_data), else read from `train_data` in a prefetch thread."""
+    if shard is not None:
+        from raydata_agent.data.streaming import worker_batches
+
+        yield from worker_batches(shard, cfg.train.batch_size, cfg.data.prefetch_batches)
+        return
+    augment_rng = np.random.default_rng([cfg.train.seed, rank, epoch])
+    # -> (ids read, batch): an image file that cannot be decoded mid-run is skipped and counted
+    load = (lambda chunk: (lambda r: (r[0], r[1:]))(train_data.read(chunk, rng=augment_rng))) \
+        if isinstance(train_data, ImageData) else (lambda chunk: (chunk, train_data.batch(chunk)))
+    chunks = [ids[start:start + cfg.train.batch_size] for start in range(0, len(ids), cfg.train.batch_size)]
+    for _, (read_ids, batch), waited in prefetched(chunks, load):
+        yield read_ids, batch, waited, None
+
+
+def rows(out: TaskOutput, keep: torch.Tensor) -> TaskOutput:
+    """The task output of the kept samples only."""
+    return TaskOutput(**{f.name: None if getattr(out, f.name) is None else getattr(out, f.name)[keep]
+                         for f in dataclasses.fields(TaskOutput)})
+
+
+def all_workers_sum(value: int) -> int:
+    """A count summed over the Train workers (rank 0 logs it)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return value
+    total = torch.tensor([value], dtype=torch.int64)
+    if torch.distributed.get_backend() == "nccl":
+        total = total.cuda()
+    torch.distributed.all_reduce(total)
+    return int(total.item())
 
 
 def autocast(precision: str, device: torch.device):
@@ -123,9 +158,17 @@ def train_loop_per_worker(loop_config: dict) -> None:
     torch.set_num_threads(cfg.train.cpus_per_worker)
     device = ray.train.torch.get_device()
 
-    # Setup: every worker regenerates/reads the same data, so no images cross the network.
+    # Setup. in_memory: every worker regenerates/reads the same data, so no images cross the network.
+    # ray_data: the training set streams in through this worker's shard; the driver sends what the
+    # model is built from, and rank 0 gets the validation split to evaluate on.
     task = build_task(cfg)
-    train_data, val_data = task.load_data()
+    streaming = cfg.data.pipeline == "ray_data"
+    if streaming:
+        task.use_data_info(loop_config["data_info"])
+        train_data, val_data = None, ray.get(loop_config["val_data"]) if rank == 0 else None
+        train_shard = ray.train.get_dataset_shard("train")
+    else:
+        train_data, val_data = task.load_data()
     model = task.build_model()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # faster convolutions with autocast
@@ -150,13 +193,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         # 2. Train on the subset; each step's forward pass also yields the selection signals. The
         # next batch is read (decoded, augmented: seeded per run, rank and epoch) while this one trains.
         model.train()
-        augment_rng = np.random.default_rng([cfg.train.seed, rank, epoch])
-        # -> (ids read, batch): an image file that cannot be decoded mid-run is skipped and counted
-        load = (lambda chunk: (lambda r: (r[0], r[1:]))(train_data.read(chunk, rng=augment_rng))) \
-            if isinstance(train_data, ImageData) else (lambda chunk: (chunk, train_data.batch(chunk)))
-        chunks = [ids[start:start + cfg.train.batch_size] for start in range(0, len(ids), cfg.train.batch_size)]
         timings["data_wait_s"] = 0.0
-        for _, (batch_ids, batch), waited in prefetched(chunks, load):
+        skipped = 0  # ray_data: rows whose file failed to decode mid-stream
+        for batch_ids, batch, waited, ok in epoch_batches(cfg, ids, rank, epoch, train_data,
+                                                          train_shard if streaming else None):
             timings["data_wait_s"] += waited
             if len(batch_ids) == 0:
                 continue
@@ -164,15 +204,24 @@ def train_loop_per_worker(loop_config: dict) -> None:
             with autocast(cfg.train.precision, device):
                 out = task.forward(model, batch, device)
             timings["forward_s"] += time.perf_counter() - step_start
-            loss = session.record(batch_ids, out.loss.float(), probs=out.probs, features=out.features,
-                                  uncertainty=out.uncertainty, grad_norm=out.grad_norm,
-                                  lr=optimizer.param_groups[0]["lr"])  # weighted mean loss
+            if ok is not None and not bool(ok.all()):
+                ok = ok.to(out.loss.device)
+                skipped += int((~ok).sum())
+                batch_ids, out = batch_ids[ok.to(batch_ids.device)], rows(out, ok)
+            if len(batch_ids):
+                loss = session.record(batch_ids, out.loss.float(), probs=out.probs, features=out.features,
+                                      uncertainty=out.uncertainty, grad_norm=out.grad_norm,
+                                      lr=optimizer.param_groups[0]["lr"])  # weighted mean loss
+            else:  # every file of the batch failed: a zero step keeps DDP workers in step
+                loss = sum(p.sum() for p in model.parameters()) * 0.0
             backward_start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             timings["backward_s"] += time.perf_counter() - backward_start
+        if streaming:
+            timings["data_skipped_stream"] = all_workers_sum(skipped)
         session.flush()  # every signal of this worker is in the pool
         scheduler.step()
 

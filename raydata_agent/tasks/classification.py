@@ -86,6 +86,15 @@ class ClassificationTask:
             self.channel_stats = channel_stats(train)
         return train, val
 
+    def data_info(self) -> dict:
+        """What the model is built from (read from the training set at load): a worker on the streaming
+        path gets this instead of loading the set itself."""
+        return {"num_classes": self.num_classes, "in_channels": self.in_channels, "channel_stats": self.channel_stats}
+
+    def use_data_info(self, info: dict) -> None:
+        self.num_classes, self.in_channels, self.channel_stats = (info["num_classes"], info["in_channels"],
+                                                                  info["channel_stats"])
+
     def build_model(self) -> Classifier:
         if self.cfg.model == "small_cnn":
             backbone = SmallCNN(self.in_channels)

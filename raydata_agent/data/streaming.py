@@ -1,0 +1,82 @@
+"""The streaming input path (`data.pipeline=ray_data`): each epoch's subset reaches the workers through Ray Data.
+
+The driver turns the training set's metadata (id, label, and the file path, or the pixels of an
+in-memory set) into a dataset filtered at read time to the epoch's selection (the session's
+`selected_ids_dataset`). Decoding and augmentation run in `map_batches` on CPU tasks of the
+cluster, possibly on other nodes than the trainers; each Train worker reads its shard
+(`get_dataset_shard`, a `streaming_split` of equal size) with `iter_torch_batches`, prefetching.
+Sample ids travel in every batch, so `session.record(ids, loss)` attributes each loss to its row.
+
+A file that fails to decode mid-stream does not stop the run: its row comes with `ok=False` (and a
+blank image, so every worker still takes the same steps under DDP); the worker leaves it out of the
+loss and the signals and counts it (`data_skipped_stream` in MLflow).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def epoch_dataset(session, data, cfg):
+    """The training set as a Ray Data dataset of each epoch's selected rows: id, y, x (float [C, H, W]
+    in [0, 1], augmented per data.augment), ok. `data` is the driver's ImageData (labels and sources,
+    or in-memory pixels)."""
+    columns = {"label": data.labels}
+    if data.images is not None:
+        columns["image"] = data.images
+    else:
+        columns["path"] = np.asarray(data.files, dtype=object)
+    selected = session.selected_ids_dataset(columns=columns, num_cpus=cfg.data.stream_cpus)
+    return selected.map_batches(
+        decode_batch, batch_format="numpy", num_cpus=cfg.data.stream_cpus,
+        fn_kwargs={"image_size": data.image_size, "channels": data.channels, "augment": data.augment,
+                   "seed": cfg.train.seed, "threads": cfg.data.decode_threads})
+
+
+def decode_batch(batch: dict, image_size: int, channels: int, augment: str | None, seed: int, threads: int) -> dict:
+    """Ray Data map_batches UDF: metadata rows -> training tensors. The augmentation draws come from
+    (seed, epoch, the batch's ids), so a run's views repeat with its seed wherever the task runs."""
+    from raydata_agent.data import DataError, _read_image
+
+    ids = np.asarray(batch["id"], np.int64)
+    ok = np.ones(len(ids), bool)
+    if "image" in batch:
+        x = torch.from_numpy(np.asarray(batch["image"])).float().div_(255.0)
+    else:
+        def read(i: int) -> torch.Tensor:
+            try:
+                return _read_image(str(batch["path"][i]), image_size)
+            except DataError as err:
+                log.warning("skipped mid-stream: %s", err)
+                ok[i] = False
+                return torch.zeros(channels, image_size, image_size)
+
+        if threads > 1 and len(ids) > 1:
+            from raydata_agent.data.recipes import decode_pool
+
+            x = torch.stack(list(decode_pool(threads).map(read, range(len(ids)))))
+        else:
+            x = torch.stack([read(i) for i in range(len(ids))])
+    if augment and len(ids):
+        from raydata_agent.data.recipes import augment_batch
+
+        epoch = int(batch["epoch"][0]) if "epoch" in batch else 0
+        x = augment_batch(x, augment, np.random.default_rng([seed, epoch, len(ids), int(ids.min()), int(ids.sum())]))
+    return {"id": ids, "x": x.numpy(), "y": np.asarray(batch["label"], np.int64), "ok": ok}
+
+
+def worker_batches(shard, batch_size: int, prefetch_batches: int):
+    """This worker's batches of the epoch: (ids, (x, y), seconds waited for the batch, ok mask)."""
+    batches = iter(shard.iter_torch_batches(batch_size=batch_size, prefetch_batches=prefetch_batches))
+    while True:
+        wait_start = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        yield batch["id"], (batch["x"], batch["y"]), time.perf_counter() - wait_start, batch["ok"]
