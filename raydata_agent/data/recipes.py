@@ -79,16 +79,8 @@ def channel_stats(data) -> tuple[list[float], list[float]]:
     if data.images is not None:
         x = torch.from_numpy(data.images).float().div_(255.0)
         return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
-    from raydata_agent.data import DataError, _read_image
-
-    def read(i: int) -> torch.Tensor | None:  # a file that fails to decode is left out (the stream skips it too)
-        try:
-            return _read_image(data.files[i], data.image_size)
-        except DataError:
-            return None
-
-    ids = np.sort(np.random.default_rng(0).permutation(len(data))[:NORM_SAMPLE])
-    x = torch.stack([img for img in decode_pool(data.decode_threads).map(read, ids) if img is not None])
+    ids = np.random.default_rng(0).permutation(len(data))[:NORM_SAMPLE]
+    x, _ = data.batch(np.sort(ids))  # no rng: the images as stored
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
 
 
