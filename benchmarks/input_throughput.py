@@ -2,20 +2,26 @@
 
 Old: every batch decoded in the training step's own thread, one file after another (what
 `ImageData.batch` did before the recipes landed). New: `data.decode_threads` threads decode a batch,
-and `train.prefetched` reads the next batch while the current one trains. Both in one process, on
-the same ids, in the same run (ratios are what to read on a shared machine).
+and `train.prefetched` reads the next batch while the current one trains (data.pipeline=in_memory).
+Ray Data (data.pipeline=ray_data): the same ids stream through the session's selected-ids dataset,
+decoded and augmented in map_batches tasks, and this process reads them with iter_torch_batches
+as a Train worker reads its shard (one consumer: no split). All on the same ids, in the same run
+(ratios are what to read on a shared machine).
 
 Two measurements per set:
 - `loader`: batches read back to back, no training (the input path's own ceiling);
 - `epoch`: a real training step (the task's model, forward + backward + SGD) per batch, with the
   input path feeding it; `wait_share` = time the step waited for data / epoch time.
 Sets: 32 px shapes in memory (augmented) and a generated 224 px JPEG imagefolder (written once).
+Scaling (--scaling): one epoch of `raydata-agent run` through the Ray Data path at 1 and 2 Train
+workers (the second epoch's train_time_s, a --scale-size JPEG set, selector full).
 
     .venv/bin/python benchmarks/input_throughput.py --json /tmp/input.json
     .venv/bin/python benchmarks/input_throughput.py --images 2000 --size 224 --model resnet18 --device cuda
 
 JSON keys (--json PATH): machine, date, command, records: [{set, path (old|new), measure (loader|epoch),
-images, seconds, images_per_s, wait_share}], ratios: {set/measure: new_over_old}.
+images, seconds, images_per_s, wait_share}], ratios: {set/measure: new_over_old, set/measure/ray_data:
+ray_data_over_old}, scaling: [{workers, epoch_s, images_per_s}].
 """
 from __future__ import annotations
 
@@ -81,6 +87,70 @@ def measure(name, task, data, args, device) -> list[dict]:
     return records
 
 
+def ray_data_records(name, task, data, overrides, args, device, tmp) -> list[dict]:
+    """Loader and epoch through the Ray Data path: the session's dataset of the epoch's ids, decoded
+    in map_batches tasks, read here with iter_torch_batches (prefetching)."""
+    import raydata_agent
+    from raydata_agent.config import load_config
+    from raydata_agent.data.streaming import epoch_dataset, worker_batches
+
+    session = raydata_agent.start_session(labels=data.labels, epochs=4, selector="full", ratio=1.0, use_ray=True,
+                                          tracking_uri=f"sqlite:///{tmp}/mlflow.db", storage_path=f"{tmp}/runs",
+                                          progress=False)
+    cfg = load_config(None, [*overrides, "data.pipeline=ray_data", f"data.decode_threads={args.threads}",
+                             f"data.stream_cpus={args.stream_cpus}"])
+    dataset = epoch_dataset(session, data, cfg)
+    model = task.build_model().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    records = []
+    for epoch_index, measure_kind in enumerate(("warm-up", "loader", "epoch")):
+        session.plan_epoch(epoch_index)
+        start, waited, images = time.perf_counter(), 0.0, 0
+        for ids, batch, wait, _ in worker_batches(dataset, args.batch_size, cfg.data.prefetch_batches):
+            waited += wait
+            images += len(ids)
+            if measure_kind == "epoch":
+                out = task.forward(model, batch, device)
+                optimizer.zero_grad()
+                out.loss.mean().backward()
+                optimizer.step()
+        seconds = time.perf_counter() - start
+        session.end_epoch()
+        if measure_kind == "warm-up":  # first execution: Ray Data's worker processes start and import
+            continue
+        records.append({"set": name, "path": "ray_data", "measure": measure_kind, "images": images,
+                        "seconds": seconds, "images_per_s": images / seconds,
+                        "wait_share": waited / seconds if measure_kind == "epoch" else None})
+        print(f"{name:14s} ray_data {measure_kind:6s} {images / seconds:8.0f} img/s", flush=True)
+    session.close()
+    return records
+
+
+def scaling(args, tmp) -> list[dict]:
+    """One epoch of a full run through the Ray Data path at 1 and 2 Train workers."""
+    from raydata_agent.config import load_config
+    from raydata_agent.data.jpeg_folder import write_image_folder
+    from raydata_agent.runner import run
+
+    folder = write_image_folder(Path(tmp) / f"scale_{args.scale_size}", train=args.images, val=64,
+                                size=args.scale_size)
+    rows = []
+    for workers in (1, 2):
+        cfg = load_config(None, ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.scale_size}",
+                                 "data.pipeline=ray_data", f"data.stream_cpus={args.stream_cpus}",
+                                 f"data.decode_threads={args.threads}", "selection.selector=full",
+                                 "train.epochs=2", f"train.batch_size={args.batch_size}",
+                                 f"train.num_workers={workers}", f"tracking.uri=sqlite:///{tmp}/scale.db",
+                                 f"ray.storage_path={tmp}/scale_runs"])
+        history = run(cfg, progress=False).history
+        seconds = history[-1]["train_time_s"]
+        rows.append({"workers": workers, "epoch_s": seconds, "images_per_s": args.images / seconds})
+        print(f"scaling: {workers} worker(s): epoch {seconds:.1f} s, {args.images / seconds:.0f} img/s", flush=True)
+    rows[1]["speedup"] = rows[0]["epoch_s"] / rows[1]["epoch_s"]
+    print(f"scaling: 2 workers / 1 worker {rows[1]['speedup']:.2f}x (linear: 2.00x)", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=1024, help="images per measurement")
@@ -91,6 +161,12 @@ def main() -> None:
     parser.add_argument("--folder", default=None, help="where the JPEG set is written (default: a temp dir)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--ray-data", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure the Ray Data path (data.pipeline=ray_data)")
+    parser.add_argument("--stream-cpus", type=float, default=0.5, help="data.stream_cpus of the Ray Data path")
+    parser.add_argument("--ray-cpus", type=int, default=4, help="logical CPUs of the local Ray cluster")
+    parser.add_argument("--scaling", action="store_true", help="an epoch at 1 and 2 Train workers (Ray Data path)")
+    parser.add_argument("--scale-size", type=int, default=64, help="image size of the scaling run's JPEG set")
     args = parser.parse_args()
     from raydata_agent.config import load_config
     from raydata_agent.data.jpeg_folder import write_image_folder
@@ -108,11 +184,21 @@ def main() -> None:
         f"{args.size}px jpeg": ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.size}",
                                 f"task.model={args.model}"],
     }
-    records = []
+    records, scale_rows = [], []
+    tmp = tempfile.mkdtemp()
+    if args.ray_data or args.scaling:
+        from raydata_agent.config import Config, RayConfig
+        from raydata_agent.runner import init_ray
+
+        init_ray(Config(ray=RayConfig(num_cpus=args.ray_cpus)))
     for name, overrides in sets.items():
         task = build_task(load_config(None, overrides))
         train, _ = task.load_data()
         records += measure(name, task, train, args, device)
+        if args.ray_data:
+            records += ray_data_records(name, task, train, overrides, args, device, tmp)
+    if args.scaling:
+        scale_rows = scaling(args, tmp)
     ratios = {}
     for name in sets:
         for kind in ("loader", "epoch"):
@@ -120,12 +206,17 @@ def main() -> None:
                         for p in ("old", "new"))
             ratios[f"{name}/{kind}"] = new["images_per_s"] / old["images_per_s"]
             print(f"{name:14s} {kind:6s} new/old {ratios[f'{name}/{kind}']:.2f}x")
+            streamed = next((r for r in records if r["set"] == name and r["measure"] == kind
+                             and r["path"] == "ray_data"), None)
+            if streamed:
+                ratios[f"{name}/{kind}/ray_data"] = streamed["images_per_s"] / old["images_per_s"]
+                print(f"{name:14s} {kind:6s} ray_data/old {ratios[f'{name}/{kind}/ray_data']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (
                 f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-            "records": records, "ratios": ratios}, indent=2))
+            "records": records, "ratios": ratios, "scaling": scale_rows}, indent=2))
         print(f"[input] JSON: {args.json}")
 
 
