@@ -20,8 +20,8 @@ workers (the second epoch's train_time_s, a --scale-size JPEG set, selector full
     .venv/bin/python benchmarks/input_throughput.py --images 2000 --size 224 --model resnet18 --device cuda
 
 JSON keys (--json PATH): machine, date, command, records: [{set, path (old|new), measure (loader|epoch),
-images, seconds, images_per_s, wait_share}], ratios: {set/measure: new_over_old, set/measure/ray_data:
-ray_data_over_old}, scaling: [{workers, epoch_s, images_per_s}].
+images, seconds, images_per_s, wait_share}], ratios: {set/measure: new_over_old, set/measure/ray_data and
+/dataloader: over old}, scaling: [{workers, epoch_s, images_per_s}].
 """
 from __future__ import annotations
 
@@ -126,6 +126,62 @@ def ray_data_records(name, task, data, overrides, args, device, tmp) -> list[dic
     return records
 
 
+class ChunkReader(torch.utils.data.Dataset):
+    """A torch Dataset whose items are whole batches: `reader[ids]` decodes and augments them
+    (ImageData.read), so a DataLoader worker process builds a batch as our own reader does."""
+
+    def __init__(self, data):
+        self.data = data
+        self.rng = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, ids):
+        if self.rng is None:  # one generator per DataLoader worker process
+            info = torch.utils.data.get_worker_info()
+            self.rng = np.random.default_rng([0, info.id if info else 0])
+        return self.data.read(ids, rng=self.rng)[1:]
+
+
+def dataloader_records(name, task, data, args, device) -> list[dict]:
+    """Loader and epoch through a torch DataLoader with --loader-workers worker processes (each
+    decoding whole batches with one thread), the non-Ray alternative to Ray Data on one machine."""
+    ids = np.random.default_rng(0).permutation(len(data))[:args.images]
+    chunks = [ids[s:s + args.batch_size] for s in range(0, len(ids), args.batch_size)]
+    data.decode_threads = 1
+    loader = torch.utils.data.DataLoader(ChunkReader(data), batch_size=None, sampler=chunks,
+                                         num_workers=args.loader_workers, persistent_workers=True,
+                                         prefetch_factor=2)
+    model = task.build_model().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    records = []
+    for measure_kind in ("warm-up", "loader", "epoch"):  # warm-up: the worker processes start
+        start, waited, images = time.perf_counter(), 0.0, 0
+        batches = iter(loader)
+        while True:
+            wait_start = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                break
+            waited += time.perf_counter() - wait_start
+            images += len(batch[1])
+            if measure_kind == "epoch":
+                out = task.forward(model, batch, device)
+                optimizer.zero_grad()
+                out.loss.mean().backward()
+                optimizer.step()
+        seconds = time.perf_counter() - start
+        if measure_kind == "warm-up":
+            continue
+        records.append({"set": name, "path": "dataloader", "measure": measure_kind, "images": images,
+                        "seconds": seconds, "images_per_s": images / seconds,
+                        "wait_share": waited / seconds if measure_kind == "epoch" else None})
+        print(f"{name:14s} dataloader {measure_kind:6s} {images / seconds:8.0f} img/s", flush=True)
+    del loader
+    return records
+
+
 def scaling(args, tmp) -> list[dict]:
     """One epoch of a full run through the Ray Data path at 1 and 2 Train workers."""
     from raydata_agent.config import load_config
@@ -165,6 +221,8 @@ def main() -> None:
                         help="also measure the Ray Data path (data.pipeline=ray_data)")
     parser.add_argument("--stream-cpus", type=float, default=0.5, help="data.stream_cpus of the Ray Data path")
     parser.add_argument("--ray-cpus", type=int, default=4, help="logical CPUs of the local Ray cluster")
+    parser.add_argument("--loader-workers", type=int, default=2,
+                        help="worker processes of the torch DataLoader baseline (0: skip it)")
     parser.add_argument("--scaling", action="store_true", help="an epoch at 1 and 2 Train workers (Ray Data path)")
     parser.add_argument("--scale-size", type=int, default=64, help="image size of the scaling run's JPEG set")
     args = parser.parse_args()
@@ -195,6 +253,8 @@ def main() -> None:
         task = build_task(load_config(None, overrides))
         train, _ = task.load_data()
         records += measure(name, task, train, args, device)
+        if args.loader_workers:
+            records += dataloader_records(name, task, train, args, device)
         if args.ray_data:
             records += ray_data_records(name, task, train, overrides, args, device, tmp)
     if args.scaling:
@@ -206,11 +266,12 @@ def main() -> None:
                         for p in ("old", "new"))
             ratios[f"{name}/{kind}"] = new["images_per_s"] / old["images_per_s"]
             print(f"{name:14s} {kind:6s} new/old {ratios[f'{name}/{kind}']:.2f}x")
-            streamed = next((r for r in records if r["set"] == name and r["measure"] == kind
-                             and r["path"] == "ray_data"), None)
-            if streamed:
-                ratios[f"{name}/{kind}/ray_data"] = streamed["images_per_s"] / old["images_per_s"]
-                print(f"{name:14s} {kind:6s} ray_data/old {ratios[f'{name}/{kind}/ray_data']:.2f}x")
+            for other in ("dataloader", "ray_data"):
+                found = next((r for r in records if r["set"] == name and r["measure"] == kind
+                              and r["path"] == other), None)
+                if found:
+                    ratios[f"{name}/{kind}/{other}"] = found["images_per_s"] / old["images_per_s"]
+                    print(f"{name:14s} {kind:6s} {other}/old {ratios[f'{name}/{kind}/{other}']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (

@@ -231,8 +231,12 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     loop_config = {"config": cfg.to_dict(), "session": session, "tracker": tracker}
     datasets = {}
     if cfg.data.pipeline == "ray_data":  # the training set streams to the workers (data/streaming.py)
+        from ray.data import DataContext
+
         from raydata_agent.data.streaming import epoch_dataset
 
+        context = DataContext.get_current()  # the driver prints one line per epoch; Ray Data's plan lines are noise
+        context.print_on_execution_start = context.enable_progress_bars = False
         datasets["train"] = epoch_dataset(session, train_data, cfg)
         loop_config.update(data_info=task.data_info(), val_data=ray.put(val_data))
     trainer = TorchTrainer(
