@@ -34,6 +34,7 @@ def test_decode_augments_when_asked_and_marks_unreadable_files(jpeg_root):
     assert not np.array_equal(view["x"][1:], plain["x"][1:])  # training views are augmented ...
     assert np.array_equal(view["x"], again["x"]) and not np.array_equal(view["x"], later["x"])  # ... seeded per epoch
     assert plain["y"].tolist() == [0, 1, 2, 3] and plain["id"].tolist() == [0, 1, 2, 3]
+    assert plain["x"].dtype == np.uint8  # a quarter of float32's bytes through the object store
 
 
 def test_pipeline_key_is_checked():
