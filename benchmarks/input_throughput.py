@@ -58,11 +58,16 @@ def epoch(task, model, data, ids, batch_size, device, prefetch: bool) -> tuple[f
             batch = load(chunk)
             wait = time.perf_counter() - read
         waited += wait
-        out = task.forward(model, batch, device)
-        optimizer.zero_grad()
-        out.loss.mean().backward()
-        optimizer.step()
+        train_step(task, model, optimizer, batch, device)
     return time.perf_counter() - start, waited
+
+
+def train_step(task, model, optimizer, batch, device) -> None:
+    """The same SGD step on every path: forward (the task's), backward, update."""
+    out = task.forward(model, batch, device)
+    optimizer.zero_grad()
+    out.loss.mean().backward()
+    optimizer.step()
 
 
 def measure(name, task, data, args, device) -> list[dict]:
@@ -110,10 +115,7 @@ def ray_data_records(name, task, data, overrides, args, device, tmp) -> list[dic
             waited += wait
             images += len(ids)
             if measure_kind == "epoch":
-                out = task.forward(model, batch, device)
-                optimizer.zero_grad()
-                out.loss.mean().backward()
-                optimizer.step()
+                train_step(task, model, optimizer, batch, device)
         seconds = time.perf_counter() - start
         session.end_epoch()
         if measure_kind == "warm-up":  # first execution: Ray Data's worker processes start and import
@@ -167,10 +169,7 @@ def dataloader_records(name, task, data, args, device) -> list[dict]:
             waited += time.perf_counter() - wait_start
             images += len(batch[1])
             if measure_kind == "epoch":
-                out = task.forward(model, batch, device)
-                optimizer.zero_grad()
-                out.loss.mean().backward()
-                optimizer.step()
+                train_step(task, model, optimizer, batch, device)
         seconds = time.perf_counter() - start
         if measure_kind == "warm-up":
             continue
