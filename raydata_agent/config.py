@@ -247,7 +247,8 @@ _PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
     "data.label_noise": lambda c: c.data.name in ("shapes", "digits"),
     "data.augment": lambda c: c.task.name == "detection" or c.data.augment is not None
     or c.data.name in ("cifar10", "cifar100", "imagefolder"),
-    "data.normalize": lambda c: c.task.name == "classification",
+    "data.normalize": lambda c: c.task.name == "classification" and (
+        c.data.normalize is not None or c.data.name in ("cifar10", "cifar100", "imagefolder")),
     "data.decode_threads": lambda c: c.data.name == "imagefolder",
     "data.pipeline": lambda c: c.task.name == "classification",
     "data.stream_cpus": lambda c: c.data.pipeline == "ray_data",

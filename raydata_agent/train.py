@@ -225,7 +225,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         session.flush()  # every signal of this worker is in the pool
         scheduler.step()
 
-        timings["skipped_files"] = len(getattr(train_data, "skipped", []))  # at load and mid-run, so far
+        if isinstance(train_data, ImageData):  # files skipped at load and mid-run, so far
+            timings["skipped_files"] = len(train_data.skipped)
         metrics = {"train_loss": session.train_loss, "lr": scheduler.get_last_lr()[0],
                    "train_time_s": time.perf_counter() - epoch_start, **timings}
         # 3. Evaluate (rank 0), close the epoch in the store (every worker), checkpoint (rank 0).

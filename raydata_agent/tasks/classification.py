@@ -106,7 +106,7 @@ class ClassificationTask:
 
     def forward(self, model: nn.Module, batch, device) -> TaskOutput:
         x, y = (t.to(device, non_blocking=True) for t in batch)
-        if device.type == "cuda":
+        if torch.device(device).type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)  # the model is channels-last there too
         logits, features = model(x)
         loss = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.label_smoothing)
