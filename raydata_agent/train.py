@@ -62,9 +62,13 @@ def epoch_batches(cfg: Config, ids: np.ndarray, rank: int, epoch: int, train_dat
         yield from worker_batches(shard, cfg.train.batch_size, cfg.data.prefetch_batches)
         return
     augment_rng = np.random.default_rng([cfg.train.seed, rank, epoch])
-    # -> (ids read, batch): an image file that cannot be decoded mid-run is skipped and counted
-    load = (lambda chunk: (lambda r: (r[0], r[1:]))(train_data.read(chunk, rng=augment_rng))) \
-        if isinstance(train_data, ImageData) else (lambda chunk: (chunk, train_data.batch(chunk)))
+
+    def load(chunk):  # -> (ids read, batch): an image file that fails to decode mid-run is skipped
+        if isinstance(train_data, ImageData):
+            read_ids, x, y = train_data.read(chunk, rng=augment_rng)
+            return read_ids, (x, y)
+        return chunk, train_data.batch(chunk)
+
     chunks = [ids[start:start + cfg.train.batch_size] for start in range(0, len(ids), cfg.train.batch_size)]
     for _, (read_ids, batch), waited in prefetched(chunks, load):
         yield read_ids, batch, waited, None

@@ -13,13 +13,10 @@ loss and the signals and counts it (`data_skipped_stream` in MLflow).
 """
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def epoch_dataset(session, data, cfg):
@@ -41,27 +38,20 @@ def epoch_dataset(session, data, cfg):
 def decode_batch(batch: dict, image_size: int, channels: int, augment: str | None, seed: int, threads: int) -> dict:
     """Ray Data map_batches UDF: metadata rows -> training tensors. The augmentation draws come from
     (seed, epoch, the batch's ids), so a run's views repeat with its seed wherever the task runs."""
-    from raydata_agent.data import DataError, _read_image
+    from raydata_agent.data import ImageData
 
     ids = np.asarray(batch["id"], np.int64)
-    ok = np.ones(len(ids), bool)
     if "image" in batch:
+        ok = np.ones(len(ids), bool)
         x = torch.from_numpy(np.asarray(batch["image"])).float().div_(255.0)
-    else:
-        def read(i: int) -> torch.Tensor:
-            try:
-                return _read_image(str(batch["path"][i]), image_size)
-            except DataError as err:
-                log.warning("skipped mid-stream: %s", err)
-                ok[i] = False
-                return torch.zeros(channels, image_size, image_size)
-
-        if threads > 1 and len(ids) > 1:
-            from raydata_agent.data.recipes import decode_pool
-
-            x = torch.stack(list(decode_pool(threads).map(read, range(len(ids)))))
-        else:
-            x = torch.stack([read(i) for i in range(len(ids))])
+    else:  # the in-memory path's reader: threads, and a file that fails to decode is skipped and logged
+        files = ImageData(np.asarray(batch["label"], np.int64), files=[str(p) for p in batch["path"]],
+                          image_size=image_size, channels=channels, decode_threads=threads)
+        read, decoded, _ = files.read(np.arange(len(ids)))
+        ok = np.zeros(len(ids), bool)
+        ok[read] = True  # a failed row stays as a blank image, masked out of the loss (equal DDP steps)
+        x = torch.zeros(len(ids), channels, image_size, image_size)
+        x[torch.from_numpy(read)] = decoded
     if augment and len(ids):
         from raydata_agent.data.recipes import augment_batch
 
