@@ -220,6 +220,7 @@ LOSS_WEIGHTINGS = ("auto", "none", "inverse_ratio", "infobatch")
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")
 PIPELINES = ("in_memory", "ray_data")
+STANDARD_RECIPE = ("cifar10", "cifar100", "imagefolder")  # augment + normalise when unset (data/recipes.py)
 REWARD_SCALES = ("per_sample", "none")
 REWARD_BASELINES = ("pool", "none")
 AGENT_REWARDS = ("agreement", "score")
@@ -246,9 +247,9 @@ _PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
     "data.image_size": lambda c: c.task.name != "classification" or c.data.name == "imagefolder",
     "data.label_noise": lambda c: c.data.name in ("shapes", "digits"),
     "data.augment": lambda c: c.task.name == "detection" or c.data.augment is not None
-    or c.data.name in ("cifar10", "cifar100", "imagefolder"),
+    or c.data.name in STANDARD_RECIPE,
     "data.normalize": lambda c: c.task.name == "classification" and (
-        c.data.normalize is not None or c.data.name in ("cifar10", "cifar100", "imagefolder")),
+        c.data.normalize is not None or c.data.name in STANDARD_RECIPE),
     "data.decode_threads": lambda c: c.data.name == "imagefolder",
     "data.pipeline": lambda c: c.task.name == "classification",
     "data.stream_cpus": lambda c: c.data.pipeline == "ray_data",

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-STANDARD_RECIPE = ("cifar10", "cifar100", "imagefolder")
+from raydata_agent.config import STANDARD_RECIPE
+
 NORM_SAMPLE = 512  # images read to estimate a file-backed set's channel statistics
 
 
