@@ -88,10 +88,12 @@ class RewardConfig:
 # "paper" is the formulation of arXiv 2603.07433 (reward a * score, features-only state, GAE along
 # each sample's visits, no warm start, plain top-k). README "The Data Agent" lists each deviation.
 AGENT_PRESETS = {
-    "v2": {"reward": "agreement", "state": "full", "reward_baseline": "pool", "gamma": 0.0, "lr": 3e-3,
-           "warm_start_passes": 64, "class_balanced": True},
-    "paper": {"reward": "score", "state": "features", "reward_baseline": "none", "gamma": 0.99, "lr": 3e-4,
-              "warm_start_passes": 0, "class_balanced": False},
+    "v2": {"reward": "agreement", "state": "full", "payoff": "rank", "gamma": 0.0, "lr": 1e-3,
+           "warm_start_passes": 64, "replay_passes": 4, "class_balanced": True,
+           "max_concentration": 40.0, "baseline": "self_critical"},
+    "paper": {"reward": "score", "state": "features", "payoff": "linear", "gamma": 0.99, "lr": 3e-4,
+              "warm_start_passes": 0, "replay_passes": 0, "class_balanced": False,
+              "max_concentration": 0.0, "baseline": "critic"},
 }
 
 
@@ -101,7 +103,7 @@ class AgentConfig:
 
     preset: str = "v2"  # v2 | paper
     hidden: int = 128
-    lr: float | None = None  # v2: 3e-3 (updates are small and frequent); paper: 3e-4
+    lr: float | None = None  # v2: 1e-3 (3e-3 swung the policy; 3e-4 learned too slowly: RESULTS.md); paper: 3e-4
     clip: float = 0.2
     gamma: float | None = None  # v2: 0 (each visit's reward is immediate); paper: 0.99, GAE over visits
     gae_lambda: float = 0.95
@@ -111,9 +113,18 @@ class AgentConfig:
     vf_coeff: float = 0.5
     reward_scale: str = "per_sample"  # per_sample (divide by the running std of per-sample rewards) | none
     reward: str | None = None  # agreement: score * label agreement | score: the paper's composite score
-    reward_baseline: str | None = None  # pool: a * (target - pool's (1-ratio) quantile) | none: a * target
+    # What an action earns from its sample's reward target t (acting.training_reward). rank: -(a - y)^2,
+    # y = t's percentile among the pool's latest targets | margin: a * (t - the pool's (1-ratio) target
+    # quantile) | linear: a * t (the paper's eq. 6)
+    payoff: str | None = None
+    # An advantage's baseline: critic (a learned value function, GAE) | self_critical (the payoff of the
+    # policy's mean action; needs gamma 0: a visit's reward is the whole return)
+    baseline: str | None = None
     state: str | None = None  # full: features + loss, signals, agreement, staleness | features: features only
+    # Bound on the Beta's alpha + beta (v2: 40, a spread of at least ~0.08 at a = 0.5); 0: unbounded (paper).
+    max_concentration: float | None = None
     warm_start_passes: int | None = None  # PPO passes over the first epoch's transitions at its end (0: off)
+    replay_passes: int | None = None  # after each later epoch: PPO passes over each panel sample's latest transition
     class_balanced: bool | None = None  # each class gets its share of the budget
     agreement_decay: float = 0.7  # EMA of the given label's probability: a <- d a + (1 - d) p_y
     panel_size: int = 4096  # samples whose transitions reach the learner (a fixed hashed subset)
@@ -222,7 +233,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 PIPELINES = ("in_memory", "ray_data")
 STANDARD_RECIPE = ("cifar10", "cifar100", "imagefolder")  # augment + normalise when unset (data/recipes.py)
 REWARD_SCALES = ("per_sample", "none")
-REWARD_BASELINES = ("pool", "none")
+PAYOFFS = ("rank", "margin", "linear")
+ADVANTAGE_BASELINES = ("critic", "self_critical")
 AGENT_REWARDS = ("agreement", "score")
 AGENT_STATES = ("full", "features")
 SNAPSHOT_COLUMNS = ("scores", "all")
@@ -313,15 +325,22 @@ def validate(cfg: Config) -> Config:
     if cfg.data.prefetch_batches < 0:
         raise ConfigError(f"data.prefetch_batches={cfg.data.prefetch_batches} must be >= 0")
     _check_choice("agent.reward_scale", cfg.agent.reward_scale, REWARD_SCALES)
-    _check_choice("agent.reward_baseline", cfg.agent.reward_baseline, REWARD_BASELINES)
+    _check_choice("agent.payoff", cfg.agent.payoff, PAYOFFS)
+    _check_choice("agent.baseline", cfg.agent.baseline, ADVANTAGE_BASELINES)
+    if cfg.agent.baseline == "self_critical" and cfg.agent.gamma != 0.0:
+        raise ConfigError(f"agent.baseline=self_critical needs agent.gamma=0 (got {cfg.agent.gamma}): "
+                          "it prices one visit's action, not a return over visits")
     _check_choice("agent.reward", cfg.agent.reward, AGENT_REWARDS)
     _check_choice("agent.state", cfg.agent.state, AGENT_STATES)
     _check_range("agent.agreement_decay", cfg.agent.agreement_decay, 0.0, 1.0, hi_open=True)
     if cfg.selection.selector == "data_agent" and cfg.reward.variant in HISTORY_VARIANTS:
         raise ConfigError(f"reward.variant={cfg.reward.variant} needs the pool's history, but the Data Agent's "
                           f"workers score each batch themselves: choose a batch variant for selection.selector=data_agent")
-    if cfg.agent.warm_start_passes < 0:
-        raise ConfigError(f"agent.warm_start_passes={cfg.agent.warm_start_passes!r} must be >= 0")
+    if cfg.agent.max_concentration and cfg.agent.max_concentration <= 2.0:
+        raise ConfigError(f"agent.max_concentration={cfg.agent.max_concentration!r} must be 0 (unbounded) or > 2")
+    for key in ("warm_start_passes", "replay_passes"):
+        if getattr(cfg.agent, key) < 0:
+            raise ConfigError(f"agent.{key}={getattr(cfg.agent, key)!r} must be >= 0")
     _check_choice("tracking.snapshot_columns", cfg.tracking.snapshot_columns, SNAPSHOT_COLUMNS)
     for key in ("tracking.snapshot_every", "train.max_failures"):
         section, name = key.split(".")

@@ -85,7 +85,7 @@ class SelectionSession:
         self.ids = np.zeros(0, np.int64)  # this rank's share of the open epoch, in training order
         self.weights = np.zeros(0, np.float32)
         self._sorted_ids = self._sorted_weights = self._sorted_context = None
-        self._baseline = None
+        self._payoff_refs = (None, None)
         self._pending: list = []
         self._last_epoch = -1
         self._epoch_start = 0.0
@@ -145,9 +145,9 @@ class SelectionSession:
                                        seed=self.cfg.train.seed * 1000 + epoch)
         order = np.argsort(selection.ids, kind="stable")
         self._sorted_ids, self._sorted_weights = selection.ids[order], selection.loss_weights[order]
-        # The Data Agent's per-sample history (looked up by id, like the loss weights) and reward baseline.
+        # The Data Agent's per-sample history (looked up by id, like the loss weights) and payoff references.
         self._sorted_context = None if selection.context is None else selection.context[order]
-        self._baseline = selection.baseline
+        self._payoff_refs = (selection.baseline, selection.target_quantiles)
         self.epoch, self._last_epoch = epoch, epoch
         self._planned_total = len(selection.ids)
         self._epoch_start = time.perf_counter()
@@ -279,7 +279,7 @@ class SelectionSession:
             self.acting = WorkerActing(self.cfg.agent, self.agent, int(self._call("num_samples")),
                                        seed=self.cfg.train.seed * 100 + rank, device=str(features.device))
         return self.acting.act(self.epoch, ids, features, _numpy(sig.loss), _numpy(sig.difficulty),
-                               _numpy(sig.uncertainty), _numpy(sig.score), self._sorted_context[pos], self._baseline)
+                               _numpy(sig.uncertainty), _numpy(sig.score), self._sorted_context[pos], *self._payoff_refs)
 
     def _send(self, ids: np.ndarray, sig, change: np.ndarray | None, acted: dict | None) -> None:
         """The single place where a batch's signals leave the training process (features never do)."""

@@ -43,7 +43,7 @@ def test_policy_learns_from_worker_transitions(gamma, lr, epochs, gap):
     worker = WorkerActing(cfg, agent, N)
     metrics = drive(agent, worker, x, lambda ids: np.where(good[ids], 1.0, 0.1).astype(np.float32), epochs=epochs)
     _, logits = agent.act(x)
-    mean = TorchBeta.from_logits(torch.as_tensor(logits)).mean.squeeze(-1).numpy()
+    mean = agent.module.get_train_action_dist_cls().from_logits(torch.as_tensor(logits)).mean.squeeze(-1).numpy()
     assert mean[good].mean() - mean[~good].mean() > gap, "high-reward samples get higher weights"
     assert metrics["agent_weight_version"] >= 2 * epochs, "an update every update_every transitions, not per epoch"
     assert metrics["agent_weight_lag_max"] <= 1, "a worker acts at most one update behind the learner"
@@ -180,11 +180,16 @@ def test_beta_logp_is_per_sample():
 def test_training_reward_and_presets():
     a = np.array([0.5, 0.5], np.float32)
     t = np.array([0.2, 0.8], np.float32)
-    np.testing.assert_allclose(training_reward(a, t, None), a * t)  # the paper's r = a * score
-    np.testing.assert_allclose(training_reward(a, t, 0.5), a * (t - 0.5))
+    np.testing.assert_allclose(training_reward(a, t, "linear"), a * t)  # the paper's r = a * score
+    np.testing.assert_allclose(training_reward(a, t, "margin", 0.5), a * (t - 0.5))
+    # rank: the best action is the target's percentile in the pool; every action is paid for its distance
+    pool = np.quantile(np.linspace(0.0, 1.0, 1001), np.linspace(0.0, 1.0, 101))
+    np.testing.assert_allclose(training_reward(np.array([0.2, 0.8]), t, "rank", None, pool), [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(training_reward(np.zeros(2), t, "rank", None, pool), [-0.04, -0.64], atol=1e-6)
     paper = load_config(None, ["selection.selector=data_agent", "agent.preset=paper"]).agent
-    assert (paper.reward, paper.state, paper.reward_baseline, paper.gamma, paper.warm_start_passes) == \
-        ("score", "features", "none", 0.99, 0)
+    assert (paper.reward, paper.state, paper.payoff, paper.gamma, paper.warm_start_passes) == \
+        ("score", "features", "linear", 0.99, 0)
+    assert load_config(None, ["selection.selector=data_agent"]).agent.payoff == "rank"
     assert load_config(None, ["agent.preset=paper", "agent.gamma=0.5"]).agent.gamma == 0.5  # explicit wins
     with pytest.raises(ConfigError, match="agent.preset"):
         load_config(None, ["agent.preset=nope"])

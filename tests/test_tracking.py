@@ -15,7 +15,7 @@ def test_params_are_those_the_task_and_selector_read():
     assert "train.resume_from" not in greedy and "selection.lead_gamma" not in greedy
     assert load_config(None, ["selection.lead_gamma=0.2"]).run_params()["selection.lead_gamma"] == 0.2  # set: shown
     agent = load_config(None, ["selection.selector=data_agent"]).run_params()
-    assert "agent.lr" in agent and "agent.reward_baseline" in agent
+    assert "agent.lr" in agent and "agent.payoff" in agent
     infobatch = load_config(None, []).run_params()
     assert "selection.infobatch_max_prune" in infobatch and "reward.variant" not in infobatch
     seg = load_config(None, ["task.name=segmentation"]).run_params()

@@ -22,6 +22,7 @@ from raydata_agent.signals import label_agreement
 MODULE_ID = "default_policy"  # ray.rllib.core.DEFAULT_MODULE_ID
 CONTEXT_COLUMNS = ("agreement", "staleness", "seen")  # per-sample history the plan ships to workers
 STATE_SCALARS = 7  # scalars appended to the normalised features in the "full" state
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)  # the pool's target quantiles shipped with each plan
 MAX_SENDS_IN_FLIGHT = 4  # more than this: a worker drops (and counts) transitions rather than wait
 
 
@@ -90,12 +91,50 @@ def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg:
     return score * label_agreement(context[:, 0], loss, context[:, 2] > 0, cfg.agreement_decay)
 
 
-def training_reward(actions: np.ndarray, target: np.ndarray, baseline: float | None) -> np.ndarray:
-    """r = a * (target - q): a high action pays only for samples above the kept fraction's cut q
-    (the pool's (1 - ratio) target quantile from the plan). q None: the paper's r = a * target."""
-    if baseline is None:
-        return actions * target
-    return actions * (target - baseline)
+def payoff_param(target: np.ndarray, payoff: str, baseline: float | None = None,
+                 quantiles: np.ndarray | None = None) -> np.ndarray:
+    """Each sample's payoff parameter p, from its reward target and the pool's latest targets (None:
+    epoch 0, where this batch stands in for the pool): the reward of any action a is then
+    `payoff_reward(a, p)`, so the learner can price actions the worker did not take.
+
+    - rank: p = the target's percentile in the pool; r = -(a - p)^2. The best action is the sample's
+      rank, so selection by action keeps the pool's best-ranked fraction, and every action gets a
+      gradient: the policy cannot settle at a = 0, where a linear payoff gives none.
+    - margin: p = target - q, q the pool's (1 - ratio) target quantile; r = a p. Pays for samples
+      above the kept fraction's cut; its best action is 0 or 1. Measured to collapse to a = 0 on
+      digits once the targets trained on fall below a cut set by older targets (RESULTS.md).
+    - linear: p = target; r = a p, the paper's eq. 6.
+    """
+    target = np.asarray(target, np.float32)
+    if payoff == "linear":
+        return target
+    if payoff == "margin":
+        return target - (baseline if baseline is not None else float(np.quantile(target, 0.5)))
+    if quantiles is None:
+        quantiles = np.quantile(target, QUANTILE_LEVELS)
+    return percentile(target, np.asarray(quantiles, np.float64))
+
+
+def percentile(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Where each value lies among evenly spaced quantiles, in [0, 1]: interpolated between them, and
+    the middle of the run where quantiles tie (many equal targets share one rank, not an end of it)."""
+    last = len(quantiles) - 1
+    lo, hi = np.searchsorted(quantiles, values, "left"), np.searchsorted(quantiles, values, "right")
+    j = np.clip(lo, 1, last)
+    gap = np.maximum(quantiles[j] - quantiles[j - 1], 1e-12)
+    between = j - 1 + np.clip((values - quantiles[j - 1]) / gap, 0.0, 1.0)
+    return (np.where(hi > lo, (lo + hi - 1) / 2.0, between) / last).astype(np.float32)
+
+
+def payoff_reward(actions, param, payoff: str):
+    """r(a) for the payoff's parameter p (numpy or torch)."""
+    return -(actions - param) ** 2 if payoff == "rank" else actions * param
+
+
+def training_reward(actions: np.ndarray, target: np.ndarray, payoff: str, baseline: float | None = None,
+                    quantiles: np.ndarray | None = None) -> np.ndarray:
+    """What each action earns (agent.payoff); see `payoff_param`."""
+    return payoff_reward(actions, payoff_param(target, payoff, baseline, quantiles), payoff)
 
 
 def in_panel(ids: np.ndarray, fraction: float) -> np.ndarray:
@@ -111,7 +150,11 @@ def in_panel(ids: np.ndarray, fraction: float) -> np.ndarray:
 
 
 # --- acting -------------------------------------------------------------------------------------
-def build_module(obs_size: int, hidden: int, inference_only: bool):
+def module_config(cfg: AgentConfig) -> dict:
+    return {"hidden": cfg.hidden, "max_concentration": cfg.max_concentration}
+
+
+def build_module(obs_size: int, cfg: AgentConfig, inference_only: bool):
     import gymnasium as gym
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -119,7 +162,7 @@ def build_module(obs_size: int, hidden: int, inference_only: bool):
 
     return RLModuleSpec(module_class=DataAgentModule, observation_space=observation_space(obs_size),
                         action_space=gym.spaces.Box(0.0, 1.0, (1,), np.float32), inference_only=inference_only,
-                        model_config={"hidden": hidden}).build()
+                        model_config=module_config(cfg)).build()
 
 
 def observation_space(obs_size: int):
@@ -133,10 +176,8 @@ def policy_act(module, obs: torch.Tensor):
     """Sample Beta actions from a module (learner's or inference copy): actions, logp, dist inputs."""
     from ray.rllib.core.columns import Columns
 
-    from raydata_agent.agent.rl_module import TorchBeta
-
     logits = module.forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-    dist = TorchBeta.from_logits(logits)
+    dist = module.get_exploration_action_dist_cls().from_logits(logits)
     actions = dist.sample()
     return actions.squeeze(-1), dist.logp(actions), logits
 
@@ -162,7 +203,7 @@ class WorkerActing:
     def _refresh(self, obs_size: int) -> None:
         if self.module is None:  # the first batch: the only wait, for the learner's initial weights
             version, state = fetch(call(self.learner, "publish", -1, obs_size))
-            self.module = build_module(obs_size, self.cfg.hidden, inference_only=True).to(self.device)
+            self.module = build_module(obs_size, self.cfg, inference_only=True).to(self.device)
             self._load(version, state)
             return
         if self.poll is None:
@@ -178,22 +219,21 @@ class WorkerActing:
         self.version = version
 
     def act(self, epoch: int, ids: np.ndarray, features, loss: np.ndarray, difficulty: np.ndarray,
-            uncertainty: np.ndarray, score: np.ndarray, context: np.ndarray, baseline: float | None) -> dict:
+            uncertainty: np.ndarray, score: np.ndarray, context: np.ndarray, baseline: float | None = None,
+            quantiles: np.ndarray | None = None) -> dict:
         """Act on one trained batch; returns what the score store records for it."""
         start = time.perf_counter()
         obs_t = build_state(features, loss, difficulty, uncertainty, context, self.cfg.state).to(self.device)
         self._refresh(obs_t.shape[1])
         actions, logp, logits = (t.cpu().numpy() for t in policy_act(self.module, obs_t))
         target = reward_target(score, loss, context, self.cfg)
-        if self.cfg.reward_baseline == "pool":
-            q = baseline if baseline is not None else float(np.quantile(target, 0.5))  # epoch 0: no pool yet
-        else:
-            q = None
-        reward = training_reward(actions, target, q)
+        param = payoff_param(target, self.cfg.payoff, baseline, quantiles)
+        reward = payoff_reward(actions, param, self.cfg.payoff)
         panel = in_panel(ids, self.panel_fraction)
         if panel.any():  # only the panel's states leave the device
             obs = obs_t[torch.from_numpy(panel).to(obs_t.device)].cpu().numpy()
-            self.outbox.append((ids[panel], obs, actions[panel], logp[panel], logits[panel], reward[panel]))
+            self.outbox.append((ids[panel], obs, actions[panel], logp[panel], logits[panel], reward[panel],
+                                param[panel]))
         self.batches += 1
         if self.batches % self.cfg.send_every == 0:
             self.send(epoch)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from raydata_agent.agent.acting import MODULE_ID, observation_space, policy_act
+from raydata_agent.agent.acting import MODULE_ID, module_config, observation_space, payoff_reward, policy_act
 from raydata_agent.agent.trajectories import TrajectoryBuffer, TrainBatch
 from raydata_agent.config import AgentConfig
 
@@ -67,7 +67,7 @@ def build_learner_group(cfg: AgentConfig, obs_size: int, seed: int):
                   num_epochs=cfg.num_epochs, minibatch_size=cfg.minibatch_size, vf_loss_coeff=cfg.vf_coeff,
                   entropy_coeff=cfg.entropy_coeff, use_kl_loss=False, vf_clip_param=float("inf"))
         .rl_module(rl_module_spec=RLModuleSpec(module_class=DataAgentModule, observation_space=obs_space,
-                                               action_space=act_space, model_config={"hidden": cfg.hidden}))
+                                               action_space=act_space, model_config=module_config(cfg)))
     )
     return config.build_learner_group()
 
@@ -89,7 +89,7 @@ class DataAgent:
         self.version = 0  # weight version: +1 per PPO update
         self.published: tuple[int, dict] | None = None
         self.buffer = TrajectoryBuffer()
-        self.warm: list[tuple] = []  # the first epoch's panel transitions, for the warm start
+        self.replay: dict[int, tuple] = {}  # each panel sample's latest (obs, action, reward): <= panel_size
         self.reward_std = RunningStd()
         self._reset_metrics()
 
@@ -128,25 +128,26 @@ class DataAgent:
         actions, _, logits = policy_act(self.module, torch.as_tensor(np.asarray(obs, np.float32)))
         return actions.numpy(), logits.numpy()
 
-    def observe(self, epoch: int, ids, obs, actions, logp, dist_inputs, rewards, version: int = 0,
+    def observe(self, epoch: int, ids, obs, actions, logp, dist_inputs, rewards, params, version: int = 0,
                 dropped: int = 0) -> None:
-        """A worker's panel transitions. Values come from the learner's critic (the copies have none)."""
-        from ray.rllib.core.columns import Columns
-
+        """A worker's panel transitions, with each one's payoff parameter (acting.payoff_param)."""
         start = time.perf_counter()
         obs = np.asarray(obs, np.float32)
         self._ensure_built(obs.shape[1])
-        with torch.no_grad():
-            values = self.module.compute_values({Columns.OBS: torch.from_numpy(obs)}).numpy()
+        params = np.asarray(params, np.float32)
+        dist_inputs = np.asarray(dist_inputs, np.float32)
         rewards = np.asarray(rewards, np.float32)
         if self.cfg.reward_scale == "per_sample":
             self.reward_std.update(rewards)  # the spread of per-sample rewards, not of batch means
-            rewards = rewards / max(self.reward_std.std, 1e-8)
+        scale = max(self.reward_std.std, 1e-8) if self.cfg.reward_scale == "per_sample" else 1.0
+        rewards = rewards / scale
+        values = self._baseline_values(obs, dist_inputs, params, np.float32(scale))
         row = (np.asarray(ids, np.int64), obs, np.asarray(actions, np.float32)[:, None],
-               np.asarray(logp, np.float32), np.asarray(dist_inputs, np.float32), values, rewards)
+               np.asarray(logp, np.float32), dist_inputs, values, rewards)
         self.buffer.add(*row)
-        if epoch == 0 and self.cfg.warm_start_passes:
-            self.warm.append(row)
+        if self.cfg.warm_start_passes or self.cfg.replay_passes:
+            for i, sample in enumerate(row[0].tolist()):
+                self.replay[sample] = (obs[i], row[2][i], rewards[i], params[i], np.float32(scale))
         self.received += len(row[0])
         self.dropped += dropped
         self.max_lag = max(self.max_lag, self.version - version)
@@ -154,16 +155,30 @@ class DataAgent:
             self._update(final=self.cfg.gamma == 0.0)  # gamma 0: every reward is complete on arrival
         self.busy_s += time.perf_counter() - start
 
+    def _baseline_values(self, obs: np.ndarray, dist_inputs: np.ndarray, params: np.ndarray, scale) -> np.ndarray:
+        """Each transition's baseline, in reward units divided by `scale`. critic: the learner's value
+        function (the copies have none). self_critical: the payoff of the acting policy's own mean
+        action (Rennie et al. 2017), exact where a critic is only fitted: an advantage is then the
+        sampled action's gain over the mean action's, with none of the critic's error."""
+        from ray.rllib.core.columns import Columns
+
+        with torch.no_grad():
+            if self.cfg.baseline == "critic":
+                return self.module.compute_values({Columns.OBS: torch.from_numpy(obs)}).numpy()
+            mean = self.module.get_train_action_dist_cls().from_logits(torch.from_numpy(dist_inputs)).mean
+        return (payoff_reward(mean.squeeze(-1).numpy(), params, self.cfg.payoff) / scale).astype(np.float32)
+
     # --- the score store's side ----------------------------------------------------------------
     def end_epoch(self, epoch: int, final: bool) -> dict[str, float]:
-        """Close an epoch: the warm start after the first, the last update after the final one.
+        """Close an epoch: a replay fit (the warm start after the first), the last update after the final one.
 
         Returns the metrics since the previous call. The store does not wait for this (off the
         critical path): it logs what the call before returned.
         """
         start = time.perf_counter()
-        if epoch == 0 and self.warm and self.learner_group is not None:
-            self._warm_start()
+        passes = self.cfg.warm_start_passes if epoch == 0 else self.cfg.replay_passes
+        if passes and self.replay and self.learner_group is not None and not final:
+            self._fit_replay(passes)
         if final and self.learner_group is not None:
             self._update(final=True)
         self.busy_s += time.perf_counter() - start
@@ -174,22 +189,22 @@ class DataAgent:
         self._reset_metrics()
         return metrics
 
-    def _warm_start(self) -> None:
-        """`warm_start_passes` PPO updates on the whole first epoch's panel, each re-evaluating the
-        transitions under the current policy (so PPO's clip does not stop it after one step): the
-        first selection epoch then acts with a policy fitted to a full epoch of rewards."""
-        ids, obs, actions, _, _, _, rewards = (np.concatenate(p) for p in zip(*self.warm))
-        self.warm = []
+    def _fit_replay(self, passes: int) -> None:
+        """`passes` PPO updates on every panel sample's latest transition, each re-evaluating them under
+        the current policy (so PPO's clip does not stop it after one step). After the first epoch
+        (`warm_start_passes`) this fits the policy to a full epoch of rewards before it selects; after
+        later ones (`replay_passes`) it keeps the samples that selection left out in the fit, which
+        the updates on the samples trained on would otherwise make it forget."""
         from ray.rllib.core.columns import Columns
 
-        for _ in range(self.cfg.warm_start_passes):
+        ids = np.fromiter(self.replay, np.int64, len(self.replay))
+        obs, actions, rewards, params, scales = (np.stack(p) for p in zip(*self.replay.values()))
+        actions = actions.reshape(len(ids), -1)
+        for _ in range(passes):
             with torch.no_grad():
-                obs_t = {Columns.OBS: torch.from_numpy(obs)}
-                logits = self.module.forward_train(obs_t)[Columns.ACTION_DIST_INPUTS]
-                values = self.module.compute_values(obs_t).numpy()
-            from raydata_agent.agent.rl_module import TorchBeta
-
-            logp = TorchBeta.from_logits(logits).logp(torch.from_numpy(actions)).numpy()
+                logits = self.module.forward_train({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
+            logp = self.module.get_train_action_dist_cls().from_logits(logits).logp(torch.from_numpy(actions)).numpy()
+            values = self._baseline_values(obs, logits.numpy(), params, scales)
             adv = rewards - values  # one step: the reward is immediate
             self._ppo(TrainBatch(ids, obs, actions, logp, logits.numpy(), adv, rewards), num_epochs=1)
 
@@ -219,8 +234,6 @@ class DataAgent:
         from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
         from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
-        from raydata_agent.agent.rl_module import TorchBeta
-
         start = time.perf_counter()
         batch = self._finite(batch)
         if len(batch) < 2:
@@ -243,8 +256,9 @@ class DataAgent:
         stats = MetricsLogger.peek_results(results[0] if isinstance(results, list) else results)[MODULE_ID]
         with torch.no_grad():
             new_logits = self.module.forward_train({Columns.OBS: torch.from_numpy(batch.obs)})[Columns.ACTION_DIST_INPUTS]
-        new_dist = TorchBeta.from_logits(new_logits)
-        old_dist = TorchBeta.from_logits(torch.as_tensor(batch.dist_inputs))
+        beta = self.module.get_train_action_dist_cls()
+        new_dist = beta.from_logits(new_logits)
+        old_dist = beta.from_logits(torch.as_tensor(batch.dist_inputs))
         self.last_update = {
             "agent_policy_loss": float(stats["policy_loss"]),
             "agent_value_loss": float(stats["vf_loss"]),
@@ -261,7 +275,7 @@ class DataAgent:
         return {
             "learner": None if self.learner_group is None else self.learner_group.get_state(),
             "obs_size": self.obs_size, "version": self.version, "buffer": self.buffer.state_dict(),
-            "warm": self.warm, "reward_std": vars(self.reward_std).copy(),
+            "replay": self.replay, "reward_std": vars(self.reward_std).copy(),
             "torch_rng": torch.get_rng_state(),  # the actions it samples next
         }
 
@@ -275,7 +289,7 @@ class DataAgent:
         self.version = state["version"]
         self.published = None
         self.buffer.load_state_dict(state["buffer"])
-        self.warm = list(state["warm"])
+        self.replay = dict(state["replay"])
         vars(self.reward_std).update(state["reward_std"])
         self._reset_metrics()
         if "torch_rng" in state:

@@ -26,7 +26,10 @@ class Selection:
     full: bool  # True when this epoch trains on all data (warm-up or annealing)
     weights: np.ndarray | None = None  # float32 [N] selection weight of every pool row; None: membership
     context: np.ndarray | None = None  # float32 [len(ids), c]: per-sample history for acting workers
-    baseline: float | None = None  # the Data Agent's reward baseline (pool-level target quantile)
+    # The Data Agent's payoff references, from the pool's latest reward targets: the (1 - ratio)
+    # quantile (agent.payoff=margin) and the quantiles at levels 0, 0.01, ..., 1 (agent.payoff=rank).
+    baseline: float | None = None
+    target_quantiles: np.ndarray | None = None
 
 
 class Selector:

@@ -5,8 +5,8 @@ The policy acts in the training workers (agent/acting.py) and learns in the `Dat
 - a sample's selection weight is its latest *sampled* action, kept in the pool's weight column as
   it arrives, so selection re-scores nothing and the action really decides selection (exploration);
 - each plan ships the selected samples' history (label agreement, staleness) to the workers, for
-  the agent's state, and the pool-level baseline q: the (1 - ratio) quantile of every seen
-  sample's latest reward target;
+  the agent's state, and the quantiles of every seen sample's latest reward target, which the
+  payoff compares each new target to (its percentile, or the (1 - ratio) cut);
 - the budget is split across classes (`agent.class_balanced`), so the policy cannot starve a class;
 - after the first (full) epoch, every action so far came from a policy still learning: the first
   selection takes the reward target's ranking instead (what the warm start fits the policy to).
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raydata_agent.agent.acting import CONTEXT_COLUMNS, call, fetch, is_ready
+from raydata_agent.agent.acting import CONTEXT_COLUMNS, QUANTILE_LEVELS, call, fetch, is_ready
 from raydata_agent.config import AgentConfig
 from raydata_agent.pool import NEVER
 from raydata_agent.selectors.base import Selector, group_rows
@@ -45,7 +45,7 @@ class DataAgentSelector(Selector):
 
     def annotate(self, pool, epoch, selection):
         """Per selected sample: label agreement, epochs since its last visit (a fraction of the run),
-        seen before; and the pool's (1 - ratio) target quantile, the reward's baseline."""
+        seen before; and where the pool's latest reward targets lie, which the payoff compares to."""
         ids = selection.ids
         last = pool.last_epoch_seen[ids]
         seen = last != NEVER
@@ -53,7 +53,9 @@ class DataAgentSelector(Selector):
         selection.context = np.stack([pool.agreement[ids], staleness, seen], axis=1).astype(np.float32)
         assert selection.context.shape[1] == len(CONTEXT_COLUMNS)
         if pool.seen.any():
-            selection.baseline = float(np.quantile(self.target[pool.seen], 1.0 - self.cfg.ratio))
+            seen_targets = self.target[pool.seen]
+            selection.baseline = float(np.quantile(seen_targets, 1.0 - self.cfg.ratio))
+            selection.target_quantiles = np.quantile(seen_targets, QUANTILE_LEVELS).astype(np.float32)
 
     def observe(self, epoch, ids, features, score, acted=None):
         if acted is None:
@@ -74,10 +76,10 @@ class DataAgentSelector(Selector):
         elif self.pending_metrics is None:
             self.pending_metrics = ref
         if epoch == 0 and self.agent_cfg.warm_start_passes and pool.seen.any():
-            seen = pool.seen
-            target = self.target[seen]
-            lo, hi = float(target.min()), float(target.max())
-            pool.weight[seen] = 1e-3 + 0.998 * (target - lo) / (hi - lo + 1e-12)  # the target's order, O(N)
+            target = self.target[pool.seen]
+            ranks = np.empty(len(target), np.float32)
+            ranks[np.argsort(target, kind="stable")] = np.arange(len(target))
+            pool.weight[pool.seen] = (ranks + 0.5) / len(target)  # each target's percentile: rank's best action
         return metrics
 
     def state_dict(self):
