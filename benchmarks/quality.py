@@ -90,7 +90,7 @@ def sweep_file(args, out_dir: Path) -> Path:
         raw.setdefault(section, {})[name] = value
     raw["sweep"] = {"grid": {"selection.selector": args.selectors, "selection.ratio": args.ratios,
                              "train.seed": args.seeds},
-                    "full_baseline": True, "max_concurrent_trials": args.concurrent}
+                    "full_baseline": not args.no_full, "max_concurrent_trials": args.concurrent}
     path = out_dir / "quality_sweep.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -239,6 +239,7 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None, help="default: sqlite:///<out>/mlflow.db")
     parser.add_argument("--experiment", default="quality")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--no-full", action="store_true", help="skip the full-data runs (e.g. measured already)")
     parser.add_argument("--analyse", metavar="PARENT_RUN_ID", default=None,
                         help="only read back an earlier (or interrupted) sweep's finished trials and report them")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value for every trial")
