@@ -37,6 +37,10 @@ VARIANTS = {
     "v2, state=features": ("data_agent", ("agent.state=features",)),
     "v2, no warm start": ("data_agent", ("agent.warm_start_passes=0",)),
     "v2, no class balance": ("data_agent", ("agent.class_balanced=false",)),
+    "v2, payoff=margin": ("data_agent", ("agent.payoff=margin",)),
+    "v2, baseline=critic": ("data_agent", ("agent.baseline=critic",)),
+    "v2, unbounded Beta": ("data_agent", ("agent.max_concentration=0",)),
+    "v2, no replay": ("data_agent", ("agent.replay_passes=0",)),
     "paper preset": ("data_agent", ("agent.preset=paper",)),
     "greedy_on_v2_target": ("data_agent", ()),
 }

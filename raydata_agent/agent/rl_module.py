@@ -2,7 +2,8 @@
 
 RLlib 2.60 ships no Beta distribution for the new stack (Categorical, DiagGaussian,
 SquashedGaussian, Deterministic, MultiCategorical, MultiDistribution), and a selection weight
-lives in (0, 1), so `TorchBeta` is the one extension we add.
+lives in (0, 1), so `TorchBeta` (and `BoundedBeta`, its bounded-concentration variant) is the one
+extension we add.
 """
 from __future__ import annotations
 
