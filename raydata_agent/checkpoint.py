@@ -1,6 +1,6 @@
 """A run's checkpoint on disk: three files and a manifest that proves they are whole.
 
-    model.pt       model, optimizer, LR schedule, epoch and the worker's RNG states (torch.save)
+    model.pt       model, optimizer, LR schedule, fp16 loss scale, epoch and RNG states (torch.save)
     pool.parquet   the sample pool (every column)
     store.pkl      selector and agent state, epoch history, cost so far
     manifest.json  size and SHA-256 of the three, written last

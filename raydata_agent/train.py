@@ -97,11 +97,11 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def restore(model, optimizer, scheduler, cfg: Config, store, rank: int) -> int:
+def restore(model, optimizer, scheduler, scaler, cfg: Config, store, rank: int) -> int:
     """Continue from Ray Train's latest committed checkpoint (a restart after a worker failure, or
     `raydata-agent resume`) or from train.resume_from; returns the first epoch to run.
 
-    Model, optimizer, LR schedule and RNG states load here on every worker. Rank 0 also rolls the
+    Model, optimizer, LR schedule, fp16 loss scale and RNG states load here on every worker. Rank 0 also rolls the
     score store back to the checkpoint's pool, selector and agent state, or to the start when there
     is none: after a failure the store has absorbed part of an epoch that will be run again.
     """
@@ -121,6 +121,8 @@ def restore(model, optimizer, scheduler, cfg: Config, store, rank: int) -> int:
     unwrap(model).load_state_dict(model_state["model"])
     optimizer.load_state_dict(model_state["optimizer"])
     scheduler.load_state_dict(model_state["scheduler"])
+    if "scaler" in model_state:  # fp16: the learned loss scale, not a fresh 65536 that overflows again
+        scaler.load_state_dict(model_state["scaler"])
     if "torch_rng" in model_state:
         torch.set_rng_state(model_state["torch_rng"])
     return model_state["epoch"] + 1
@@ -181,7 +183,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
-    start_epoch = restore(model, optimizer, scheduler, cfg, session.store, rank)
+    start_epoch = restore(model, optimizer, scheduler, scaler, cfg, session.store, rank)
     checkpoint_s = 0.0  # the previous epoch's (logged with the next one: it comes after the epoch's log)
     startup = startup_times(setup_start)
 
@@ -251,7 +253,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         checkpoint_start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint_files.write(tmp, {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                                         "scheduler": scheduler.state_dict(), "epoch": epoch,
-                                         "torch_rng": torch.get_rng_state()}, *session.checkpoint_state())
+                                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                                         "epoch": epoch, "torch_rng": torch.get_rng_state()}, *session.checkpoint_state())
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         checkpoint_s = time.perf_counter() - checkpoint_start
