@@ -41,6 +41,7 @@ VARIANTS = {
     "v2, baseline=critic": ("data_agent", ("agent.baseline=critic",)),
     "v2, unbounded Beta": ("data_agent", ("agent.max_concentration=0",)),
     "v2, no replay": ("data_agent", ("agent.replay_passes=0",)),
+    "v2, learner=regression": ("data_agent", ("agent.learner=regression",)),
     "paper preset": ("data_agent", ("agent.preset=paper",)),
     "greedy_on_v2_target": ("data_agent", ()),
 }

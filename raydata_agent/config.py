@@ -123,6 +123,9 @@ class AgentConfig:
     state: str | None = None  # full: features + loss, signals, agreement, staleness | features: features only
     # Bound on the Beta's alpha + beta (v2: 40, a spread of at least ~0.08 at a = 0.5); 0: unbounded (paper).
     max_concentration: float | None = None
+    # ppo: RLlib's PPO Learner | regression: the ablation that fits the policy mean to the rank target y
+    # by least squares on the same transitions and state (payoff=rank only; no exploration credit)
+    learner: str = "ppo"
     warm_start_passes: int | None = None  # PPO passes over the first epoch's transitions at its end (0: off)
     replay_passes: int | None = None  # after each later epoch: PPO passes over each panel sample's latest transition
     class_balanced: bool | None = None  # each class gets its share of the budget
@@ -235,6 +238,7 @@ STANDARD_RECIPE = ("cifar10", "cifar100", "imagefolder")  # augment + normalise 
 REWARD_SCALES = ("per_sample", "none")
 PAYOFFS = ("rank", "margin", "linear")
 ADVANTAGE_BASELINES = ("critic", "self_critical")
+AGENT_LEARNERS = ("ppo", "regression")
 AGENT_REWARDS = ("agreement", "score")
 AGENT_STATES = ("full", "features")
 SNAPSHOT_COLUMNS = ("scores", "all")
@@ -330,6 +334,10 @@ def validate(cfg: Config) -> Config:
     if cfg.agent.baseline == "self_critical" and cfg.agent.gamma != 0.0:
         raise ConfigError(f"agent.baseline=self_critical needs agent.gamma=0 (got {cfg.agent.gamma}): "
                           "it prices one visit's action, not a return over visits")
+    _check_choice("agent.learner", cfg.agent.learner, AGENT_LEARNERS)
+    if cfg.agent.learner == "regression" and cfg.agent.payoff != "rank":
+        raise ConfigError(f"agent.learner=regression fits the rank payoff's target percentile; it needs "
+                          f"agent.payoff=rank (got {cfg.agent.payoff})")
     _check_choice("agent.reward", cfg.agent.reward, AGENT_REWARDS)
     _check_choice("agent.state", cfg.agent.state, AGENT_STATES)
     _check_range("agent.agreement_decay", cfg.agent.agreement_decay, 0.0, 1.0, hi_open=True)

@@ -37,6 +37,8 @@ def test_overrides_parse_yaml_scalars(tmp_path):
     (["reward.variant=adaptiv"], "(did you mean `adaptive`?)"),
     (["tracking.snapshot_columns=some"], "tracking.snapshot_columns='some' is not allowed"),
     (["train.max_failures=-1"], "train.max_failures=-1 must be >= 0"),
+    (["agent.learner=regression", "agent.payoff=margin"], "agent.learner=regression fits the rank payoff"),
+    (["agent.gamma=0.9"], "agent.baseline=self_critical needs agent.gamma=0 (got 0.9)"),
     (["ratio=0.5"], "must be section.key"),
     (["selection.ratio"], "must look like section.key=value"),
 ])

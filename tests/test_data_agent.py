@@ -142,6 +142,13 @@ def test_agent_avoids_flipped_labels_that_greedy_prefers(tmp_path):
     assert store.history[-1]["agent_weight_version"] > 16, "the policy kept learning after the warm start"
 
 
+def test_regression_ablation_learns_the_rank_target(tmp_path):
+    """agent.learner=regression (least squares on the same target and state) runs the same loop."""
+    share, store = run_simulation("data_agent", tmp_path, epochs=4, overrides=("agent.learner=regression",))
+    assert share < 0.2, share
+    assert "agent_regression_loss" in store.history[-1] and store.history[-1]["agent_weight_version"] > 4
+
+
 def test_state_holds_what_greedy_knows():
     feats = np.array([[3.0, 4.0]], np.float32)
     ctx = np.array([[0.2, 0.5, 1.0]], np.float32)

@@ -91,6 +91,8 @@ class DataAgent:
         self.buffer = TrajectoryBuffer()
         self.replay: dict[int, tuple] = {}  # each panel sample's latest (obs, action, reward): <= panel_size
         self.reward_std = RunningStd()
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # learner=regression: (obs, target) not fitted yet
+        self.regression_optimizer: torch.optim.Optimizer | None = None
         self._reset_metrics()
 
     def _reset_metrics(self) -> None:
@@ -141,17 +143,21 @@ class DataAgent:
             self.reward_std.update(rewards)  # the spread of per-sample rewards, not of batch means
         scale = max(self.reward_std.std, 1e-8) if self.cfg.reward_scale == "per_sample" else 1.0
         rewards = rewards / scale
-        values = self._baseline_values(obs, dist_inputs, params, np.float32(scale))
+        regression = self.cfg.learner == "regression"
+        values = None if regression else self._baseline_values(obs, dist_inputs, params, np.float32(scale))
         row = (np.asarray(ids, np.int64), obs, np.asarray(actions, np.float32)[:, None],
                np.asarray(logp, np.float32), dist_inputs, values, rewards)
-        self.buffer.add(*row)
+        if regression:
+            self.pending.append((obs, params))
+        else:
+            self.buffer.add(*row)
         if self.cfg.warm_start_passes or self.cfg.replay_passes:
             for i, sample in enumerate(row[0].tolist()):
                 self.replay[sample] = (obs[i], row[2][i], rewards[i], params[i], np.float32(scale))
         self.received += len(row[0])
         self.dropped += dropped
         self.max_lag = max(self.max_lag, self.version - version)
-        if len(self.buffer) >= self.cfg.update_every:
+        if len(self.buffer) + sum(len(o) for o, _ in self.pending) >= self.cfg.update_every:
             self._update(final=self.cfg.gamma == 0.0)  # gamma 0: every reward is complete on arrival
         self.busy_s += time.perf_counter() - start
 
@@ -200,6 +206,9 @@ class DataAgent:
         ids = np.fromiter(self.replay, np.int64, len(self.replay))
         obs, actions, rewards, params, scales = (np.stack(p) for p in zip(*self.replay.values()))
         actions = actions.reshape(len(ids), -1)
+        if self.cfg.learner == "regression":
+            self._regress(obs, params, passes)
+            return
         for _ in range(passes):
             with torch.no_grad():
                 logits = self.module.forward_train({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
@@ -209,6 +218,11 @@ class DataAgent:
             self._ppo(TrainBatch(ids, obs, actions, logp, logits.numpy(), adv, rewards), num_epochs=1)
 
     def _update(self, final: bool) -> None:
+        if self.pending:
+            obs, targets = (np.concatenate(p) for p in zip(*self.pending))
+            self.pending = []
+            self._regress(obs, targets, self.cfg.num_epochs)
+            return
         batch = self.buffer.take(self.cfg.gamma, self.cfg.gae_lambda, final)
         if batch is not None and len(batch) > 1:
             self._ppo(batch, self.cfg.num_epochs)
@@ -270,12 +284,42 @@ class DataAgent:
             "agent_update_time_s": time.perf_counter() - start,
         }
 
+    def _regress(self, obs: np.ndarray, targets: np.ndarray, num_epochs: int) -> None:
+        """learner=regression, the ablation of PPO: least squares of the policy mean on each transition's
+        rank target y (its payoff parameter), same state, minibatches and learning rate, with Adam. What
+        PPO adds over this is credit for the sampled action, i.e. exploration."""
+        from ray.rllib.core.columns import Columns
+
+        start = time.perf_counter()
+        ok = np.isfinite(obs).all(1) & np.isfinite(targets)
+        self.nonfinite_dropped += int((~ok).sum())
+        obs, targets = torch.from_numpy(obs[ok]), torch.from_numpy(targets[ok].astype(np.float32))
+        if len(obs) < 2:
+            return
+        if self.regression_optimizer is None:
+            self.regression_optimizer = torch.optim.Adam(self.module.parameters(), lr=self.cfg.lr)
+        dist = self.module.get_train_action_dist_cls()
+        losses = []
+        for _ in range(num_epochs):
+            for idx in torch.randperm(len(obs)).split(self.cfg.minibatch_size):
+                logits = self.module.forward_train({Columns.OBS: obs[idx]})[Columns.ACTION_DIST_INPUTS]
+                loss = ((dist.from_logits(logits).mean.squeeze(-1) - targets[idx]) ** 2).mean()
+                self.regression_optimizer.zero_grad()
+                loss.backward()
+                self.regression_optimizer.step()
+                losses.append(loss.item())
+        self.version += 1
+        self.last_update = {"agent_regression_loss": float(np.mean(losses)),
+                            "agent_update_transitions": float(len(obs)),
+                            "agent_update_time_s": time.perf_counter() - start}
+
     # --- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
         return {
             "learner": None if self.learner_group is None else self.learner_group.get_state(),
             "obs_size": self.obs_size, "version": self.version, "buffer": self.buffer.state_dict(),
-            "replay": self.replay, "reward_std": vars(self.reward_std).copy(),
+            "replay": self.replay, "reward_std": vars(self.reward_std).copy(), "pending": list(self.pending),
+            "regression_optimizer": None if self.regression_optimizer is None else self.regression_optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),  # the actions it samples next
         }
 
@@ -290,6 +334,11 @@ class DataAgent:
         self.published = None
         self.buffer.load_state_dict(state["buffer"])
         self.replay = dict(state["replay"])
+        self.pending = list(state.get("pending", []))
+        self.regression_optimizer = None
+        if state.get("regression_optimizer") is not None:
+            self.regression_optimizer = torch.optim.Adam(self.module.parameters(), lr=self.cfg.lr)
+            self.regression_optimizer.load_state_dict(state["regression_optimizer"])
         vars(self.reward_std).update(state["reward_std"])
         self._reset_metrics()
         if "torch_rng" in state:
