@@ -13,15 +13,16 @@ Two measurements per set:
 - `epoch`: a real training step (the task's model, forward + backward + SGD) per batch, with the
   input path feeding it; `wait_share` = time the step waited for data / epoch time.
 Sets: 32 px shapes in memory (augmented) and a generated 224 px JPEG imagefolder (written once).
-Scaling (--scaling): one epoch of `raydata-agent run` through the Ray Data path at 1 and 2 Train
-workers (the second epoch's train_time_s, a --scale-size JPEG set, selector full).
+Scaling (--scaling): one epoch of `raydata-agent run` through the Ray Data path at each of
+--scaling-workers Train workers (default 1 2; the second epoch's train_time_s, a --scale-size JPEG
+set, selector full), as a speedup over the first count and a fraction of linear.
 
     .venv/bin/python benchmarks/input_throughput.py --json /tmp/input.json
     .venv/bin/python benchmarks/input_throughput.py --images 2000 --size 224 --model resnet18 --device cuda
 
 JSON keys (--json PATH): machine, date, command, records: [{set, path (old|new), measure (loader|epoch),
 images, seconds, images_per_s, wait_share}], ratios: {set/measure: new_over_old, set/measure/ray_data and
-/dataloader: over old}, scaling: [{workers, epoch_s, images_per_s}].
+/dataloader: over old}, scaling: [{workers, epoch_s, images_per_s, speedup, of_linear}].
 """
 from __future__ import annotations
 
@@ -182,7 +183,7 @@ def dataloader_records(name, task, data, args, device) -> list[dict]:
 
 
 def scaling(args, tmp) -> list[dict]:
-    """One epoch of a full run through the Ray Data path at 1 and 2 Train workers."""
+    """One epoch of a full run through the Ray Data path at each of --scaling-workers Train workers."""
     from raydata_agent.config import load_config
     from raydata_agent.data.jpeg_folder import write_image_folder
     from raydata_agent.runner import run
@@ -190,7 +191,7 @@ def scaling(args, tmp) -> list[dict]:
     folder = write_image_folder(Path(tmp) / f"scale_{args.scale_size}", train=args.images, val=64,
                                 size=args.scale_size)
     rows = []
-    for workers in (1, 2):
+    for workers in args.scaling_workers:
         cfg = load_config(None, ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.scale_size}",
                                  "data.pipeline=ray_data", f"data.stream_cpus={args.stream_cpus}",
                                  f"data.decode_threads={args.threads}", "selection.selector=full",
@@ -201,8 +202,12 @@ def scaling(args, tmp) -> list[dict]:
         seconds = history[-1]["train_time_s"]
         rows.append({"workers": workers, "epoch_s": seconds, "images_per_s": args.images / seconds})
         print(f"scaling: {workers} worker(s): epoch {seconds:.1f} s, {args.images / seconds:.0f} img/s", flush=True)
-    rows[1]["speedup"] = rows[0]["epoch_s"] / rows[1]["epoch_s"]
-    print(f"scaling: 2 workers / 1 worker {rows[1]['speedup']:.2f}x (linear: 2.00x)", flush=True)
+    for row in rows:
+        row["speedup"] = rows[0]["epoch_s"] / row["epoch_s"]
+        linear = row["workers"] / rows[0]["workers"]
+        row["of_linear"] = row["speedup"] / linear
+        print(f"scaling: {row['workers']} / {rows[0]['workers']} worker(s) {row['speedup']:.2f}x "
+              f"(linear: {linear:.2f}x, so {row['of_linear']:.2f} of linear)", flush=True)
     return rows
 
 
@@ -222,7 +227,8 @@ def main() -> None:
     parser.add_argument("--ray-cpus", type=int, default=4, help="logical CPUs of the local Ray cluster")
     parser.add_argument("--loader-workers", type=int, default=2,
                         help="worker processes of the torch DataLoader baseline (0: skip it)")
-    parser.add_argument("--scaling", action="store_true", help="an epoch at 1 and 2 Train workers (Ray Data path)")
+    parser.add_argument("--scaling", action="store_true", help="an epoch at several Train worker counts (Ray Data path)")
+    parser.add_argument("--scaling-workers", type=int, nargs="+", default=[1, 2], help="Train worker counts (first: the base)")
     parser.add_argument("--scale-size", type=int, default=64, help="image size of the scaling run's JPEG set")
     args = parser.parse_args()
     from raydata_agent.config import load_config
