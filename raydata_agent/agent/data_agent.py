@@ -134,10 +134,10 @@ class DataAgent:
                 dropped: int = 0) -> None:
         """A worker's panel transitions, with each one's payoff parameter (acting.payoff_param)."""
         start = time.perf_counter()
-        obs = np.asarray(obs, np.float32)
+        obs = np.array(obs, np.float32)  # a copy: what Ray hands over is read-only, torch wants to own it
         self._ensure_built(obs.shape[1])
         params = np.asarray(params, np.float32)
-        dist_inputs = np.asarray(dist_inputs, np.float32)
+        dist_inputs = np.array(dist_inputs, np.float32)
         rewards = np.asarray(rewards, np.float32)
         if self.cfg.reward_scale == "per_sample":
             self.reward_std.update(rewards)  # the spread of per-sample rewards, not of batch means
