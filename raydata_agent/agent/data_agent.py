@@ -157,7 +157,8 @@ class DataAgent:
         self.received += len(row[0])
         self.dropped += dropped
         self.max_lag = max(self.max_lag, self.version - version)
-        if len(self.buffer) + sum(len(o) for o, _ in self.pending) >= self.cfg.update_every:
+        waiting = sum(len(o) for o, _ in self.pending) if regression else len(self.buffer)
+        if waiting >= self.cfg.update_every:
             self._update(final=self.cfg.gamma == 0.0)  # gamma 0: every reward is complete on arrival
         self.busy_s += time.perf_counter() - start
 
@@ -203,12 +204,12 @@ class DataAgent:
         the updates on the samples trained on would otherwise make it forget."""
         from ray.rllib.core.columns import Columns
 
-        ids = np.fromiter(self.replay, np.int64, len(self.replay))
         obs, actions, rewards, params, scales = (np.stack(p) for p in zip(*self.replay.values()))
-        actions = actions.reshape(len(ids), -1)
         if self.cfg.learner == "regression":
             self._regress(obs, params, passes)
             return
+        ids = np.fromiter(self.replay, np.int64, len(self.replay))
+        actions = actions.reshape(len(ids), -1)
         for _ in range(passes):
             with torch.no_grad():
                 logits = self.module.forward_train({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
@@ -218,10 +219,11 @@ class DataAgent:
             self._ppo(TrainBatch(ids, obs, actions, logp, logits.numpy(), adv, rewards), num_epochs=1)
 
     def _update(self, final: bool) -> None:
-        if self.pending:
-            obs, targets = (np.concatenate(p) for p in zip(*self.pending))
-            self.pending = []
-            self._regress(obs, targets, self.cfg.num_epochs)
+        if self.cfg.learner == "regression":
+            if self.pending:
+                obs, targets = (np.concatenate(p) for p in zip(*self.pending))
+                self.pending = []
+                self._regress(obs, targets, self.cfg.num_epochs)
             return
         batch = self.buffer.take(self.cfg.gamma, self.cfg.gae_lambda, final)
         if batch is not None and len(batch) > 1:
