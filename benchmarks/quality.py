@@ -19,6 +19,7 @@ so each cell's realised cost is the same across selectors; the table prints it s
     .venv/bin/python benchmarks/quality.py --data b --selectors data_agent greedy random_dynamic infobatch lead
     .venv/bin/python benchmarks/quality.py --data c --seeds 0 1 2 --epochs 10 --json /tmp/quality_c.json
     .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
+    .venv/bin/python benchmarks/quality.py --merge a_seeds012.json a_seeds34.json --json a.json   # pool earlier runs
 
 Data sets: a = shapes (2000 train / 2000 val: one seed's SE at 95% is 0.49 pt); b = scikit-learn digits
 with data.label_noise=0.3 (1437 / 360: digits has no more images, so one seed's SE is ~1.2 pt; the
@@ -30,7 +31,9 @@ JSON keys (--json PATH):
   cells: [{selector, ratio, n, metric_mean, metric_std, cost_fraction, selection_cost_fraction,
            trained: {is_noisy|is_duplicate|is_hard: share}, per_seed: {seed: metric}}]  (full: ratio 1.0);
   paired: [{selector, baseline, ratio, n, diff_mean, ci_low, ci_high}]   (95% t-interval over seeds);
-  full_convergence: {seed: [val_metric of the last 3 epochs]}  (did full data converge?)
+  full_convergence: {seed: [val_metric of the last 3 epochs]}  (did full data converge?);
+  rows: [{run_id, selector, seed, ratio, metric, cost_fraction, selection_cost_fraction, trained}]  (one per
+        finished trial: what --merge pools, so seeds added by a later run join the same table).
 """
 from __future__ import annotations
 
@@ -225,6 +228,36 @@ def plot(cells: list[dict], title: str):
     return fig
 
 
+def merge(args) -> None:
+    """Pool the trials of earlier runs' JSON files (their `rows`) and report them as one table.
+    A trial (selector, ratio, seed) found in two files is an error: which one counts is not ours to pick."""
+    rows, sources, seen = [], [], {}
+    for name in args.merge:
+        result = json.loads(Path(name).read_text())
+        if "rows" not in result:
+            raise SystemExit(f"{name}: no 'rows' (written before --merge existed); rewrite it with "
+                             f"--analyse {result.get('parent_run_id')} --tracking-uri {result.get('tracking_uri')} --json ...")
+        for row in result["rows"]:
+            key = (row["selector"], row["ratio"], row["seed"])
+            if key in seen:
+                raise SystemExit(f"{name}: trial {key} is also in {seen[key]}")
+            seen[key] = name
+            rows.append(row)
+        sources.append({"json": name, "command": result.get("command"), "date": result.get("date"),
+                        "parent_run_id": result.get("parent_run_id")})
+    cells, paired, convergence = analyse(rows)
+    ratios = sorted({r["ratio"] for r in rows if r["selector"] != "full"})
+    seeds = sorted({r["seed"] for r in rows})
+    text = tables(cells, paired, ratios)
+    print(f"quality: {len(rows)} trials pooled from {len(sources)} runs, seeds {seeds}\n{text}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"merged_from": sources, "seeds": seeds, "ratios": ratios,
+                                               "command": " ".join(sys.argv), "trials_finished": len(rows),
+                                               "cells": cells, "paired": paired, "full_convergence": convergence,
+                                               "rows": rows}, indent=1))
+        print(f"[quality] JSON: {args.json}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", choices=sorted(DATA), default="a", help="a shapes, b digits+noise, c mixture")
@@ -242,9 +275,15 @@ def main() -> None:
     parser.add_argument("--no-full", action="store_true", help="skip the full-data runs (e.g. measured already)")
     parser.add_argument("--analyse", metavar="PARENT_RUN_ID", default=None,
                         help="only read back an earlier (or interrupted) sweep's finished trials and report them")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                        help="run nothing: pool the trials (`rows`) of earlier runs' --json files into one "
+                             "table, e.g. seeds or ratios added later with the same code")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value for every trial")
     args = parser.parse_args()
     args.selectors = [s for s in args.selectors if s != "full"]  # full data is the sweep's baseline run
+    if args.merge:
+        merge(args)
+        return
 
     import ray
 
@@ -277,7 +316,7 @@ def main() -> None:
               f"({platform.processor() or platform.machine()}), device {args.device}",
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent_run_id": parent_id,
               "tracking_uri": uri, "wall_s": wall, "trials_finished": len(rows), "trials": n_trials,
-              "cells": cells, "paired": paired, "full_convergence": convergence}
+              "cells": cells, "paired": paired, "full_convergence": convergence, "rows": rows}
 
     from mlflow.tracking import MlflowClient
 

@@ -34,3 +34,25 @@ def test_paired_interval_table_and_ground_truth_shares():
     text = quality.tables(cells, paired, [0.5])
     assert "data_agent" in text and "+3.0 [" in text and "is_noisy @0.5" in text and "0.400" in text
     assert "kept exactly its ratio" in text
+
+
+def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsys):
+    import argparse
+    import json
+
+    first = [row("data_agent", 0.5, s, 0.93 + s / 100) for s in range(3)] + [row("greedy", 0.5, s, 0.9) for s in range(3)]
+    later = [row("data_agent", 0.5, s, 0.95) for s in (3, 4)] + [row("greedy", 0.5, s, 0.9) for s in (3, 4)]
+    for name, rows in (("first", first), ("later", later)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"command": name, "rows": rows}))
+    out = tmp_path / "merged.json"
+    quality.merge(argparse.Namespace(merge=[str(tmp_path / "first.json"), str(tmp_path / "later.json")],
+                                     json=str(out)))
+    merged = json.loads(out.read_text())
+    pair = next(p for p in merged["paired"] if p["selector"] == "data_agent" and p["baseline"] == "greedy")
+    assert pair["n"] == 5 and merged["seeds"] == [0, 1, 2, 3, 4]
+    assert pair["diff_mean"] == pytest.approx(np.mean([0.03, 0.04, 0.05, 0.05, 0.05]))
+    with pytest.raises(SystemExit, match=r"\('data_agent', 0.5, 3\) is also in"):
+        quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json")] * 2, json=None))
+    (tmp_path / "old.json").write_text(json.dumps({"parent_run_id": "abc", "tracking_uri": "sqlite:///x"}))
+    with pytest.raises(SystemExit, match="no 'rows'.*--analyse abc"):
+        quality.merge(argparse.Namespace(merge=[str(tmp_path / "old.json")], json=None))
