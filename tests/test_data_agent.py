@@ -57,8 +57,7 @@ def test_worker_copy_acts_like_the_learner_for_the_same_weights():
     cfg, agent = features_agent()
     worker = WorkerActing(cfg, agent, N)
     drive(agent, worker, x, lambda ids: x[ids, 0].clip(0, None), epochs=1)
-    worker._refresh(D)
-    worker._refresh(D)  # the poll issued by the first call is answered in process
+    worker.send(1)  # nothing to send: asks the learner for newer weights (answered at once in process)
     assert worker.version == agent.version > 0
     assert not hasattr(worker.module, "critic"), "the worker's copy is inference-only"
     torch.manual_seed(7)

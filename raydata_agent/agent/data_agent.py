@@ -2,8 +2,9 @@
 
 The policy is an RLModule trained by RLlib's PPO Learner through a LearnerGroup built from a
 PPOConfig; there is no environment and no EnvRunner. The training workers act in its place
-(agent/acting.py): each holds an inference-only copy of the module, polls `publish` for newer
-weights, and sends a bounded panel of transitions to `observe`. A PPO update runs here as soon as
+(agent/acting.py): each holds an inference-only copy of the module and sends a bounded panel of
+transitions to `observe`, whose answer carries newer weights (`publish` answers the same when a
+worker has nothing to send). A PPO update runs here as soon as
 `update_every` transitions have arrived, while training goes on: never on an epoch's critical path.
 Advantages come from our own per-sample GAE (trajectories.py), so the batch we give the Learner
 already holds them: RLlib's GAE connector works on episodes, which we do not have, and is left out.
@@ -131,8 +132,9 @@ class DataAgent:
         return actions.numpy(), logits.numpy()
 
     def observe(self, epoch: int, ids, obs, actions, logp, dist_inputs, rewards, params, version: int = 0,
-                dropped: int = 0) -> None:
-        """A worker's panel transitions, with each one's payoff parameter (acting.payoff_param)."""
+                dropped: int = 0):
+        """A worker's panel transitions, with each one's payoff parameter (acting.payoff_param).
+        Answers as `publish` does for the version the worker acted with: the weights, if newer."""
         start = time.perf_counter()
         obs = np.array(obs, np.float32)  # a copy: what Ray hands over is read-only, torch wants to own it
         self._ensure_built(obs.shape[1])
@@ -161,6 +163,7 @@ class DataAgent:
         if waiting >= self.cfg.update_every:
             self._update(final=self.cfg.gamma == 0.0)  # gamma 0: every reward is complete on arrival
         self.busy_s += time.perf_counter() - start
+        return self.publish(version, obs.shape[1])
 
     def _baseline_values(self, obs: np.ndarray, dist_inputs: np.ndarray, params: np.ndarray, scale) -> np.ndarray:
         """Each transition's baseline, in reward units divided by `scale`. critic: the learner's value
