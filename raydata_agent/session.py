@@ -104,6 +104,10 @@ class SelectionSession:
     def __setstate__(self, state):
         self.__init__(state["store"], from_dict(state["cfg"]), tracker=state["tracker"], agent=state["agent"],
                       progress=state["progress"])
+        if self.agent is not None and self.needs_features:  # a worker that will act: import RLlib meanwhile
+            from raydata_agent.agent.acting import preload
+
+            preload()
 
     # --- store calls: in process, or on the actor ---------------------------------------------
     def _call(self, method: str, *args):

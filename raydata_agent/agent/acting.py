@@ -14,6 +14,8 @@ selection weight) and reward target.
 """
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from dataclasses import dataclass
 
@@ -196,6 +198,16 @@ def policy_act(module, obs: torch.Tensor):
     dist = module.get_exploration_action_dist_cls().from_logits(logits)
     actions = dist.sample()
     return actions.squeeze(-1), dist.logp(actions), logits
+
+
+def preload() -> threading.Thread:
+    """Import RLlib (the acting copy's RLModule) in a background thread. A training worker calls this
+    as its session arrives, so the ~1 s import overlaps the worker's own set-up (data, model) instead
+    of stalling its first batch; the first `build_module` then finds it imported (or waits for it)."""
+    thread = threading.Thread(target=importlib.import_module, args=("raydata_agent.agent.rl_module",),
+                              name="preload-rllib", daemon=True)
+    thread.start()
+    return thread
 
 
 class WorkerActing:
