@@ -62,14 +62,15 @@ def make_worker_class():
 
         def ready(self) -> bool:
             """Start-up is not throughput: with the agent, import RLlib here and fetch the learner's
-            first weights (it builds its LearnerGroup then), as a training worker does on its first batch."""
+            first weights (it builds its LearnerGroup then). A training worker asks for them at its first
+            batch and acts uniformly until they arrive; here they are waited for, so none of it is timed."""
             if self.session.agent is not None:
                 from raydata_agent.agent.acting import WorkerActing, obs_dim
 
                 cfg = self.session.cfg
                 self.session.acting = WorkerActing(cfg.agent, self.session.agent, self.n_rows,
                                                    seed=self.seed, device=str(self.features.device))
-                self.session.acting._refresh(obs_dim(self.features.shape[1], cfg.agent.state))
+                self.session.acting._refresh(obs_dim(self.features.shape[1], cfg.agent.state), wait=True)
             return True
 
         def run(self, epoch: int, rank: int, world: int, max_seconds: float) -> tuple[int, float, bool]:

@@ -68,6 +68,48 @@ def test_worker_copy_acts_like_the_learner_for_the_same_weights():
     np.testing.assert_allclose(logits.numpy(), learner_logits, rtol=1e-6)
 
 
+@pytest.mark.parametrize("max_concentration", [40.0, 0.0])
+def test_uniform_start_is_the_modules_own_beta_1_1(max_concentration):
+    from raydata_agent.agent.acting import uniform_act
+    from raydata_agent.agent.rl_module import beta_class
+
+    cfg = AgentConfig(max_concentration=max_concentration)
+    actions, logp, logits = uniform_act(512, cfg, torch.device("cpu"))
+    dist = beta_class(max_concentration).from_logits(logits)
+    assert torch.equal(dist.alpha, torch.ones_like(dist.alpha)) and torch.equal(dist.beta, torch.ones_like(dist.beta))
+    assert torch.equal(dist.logp(actions[:, None]), logp)  # 0: what PPO's ratio divides by is exact
+    assert 0.0 < actions.min() and actions.max() < 1.0 and abs(float(actions.mean()) - 0.5) < 0.05
+
+
+def test_first_batch_does_not_wait_for_the_learner(ray_cluster):
+    """A learner actor builds its RLlib LearnerGroup at the first request (~1 s): the worker acts
+    uniformly meanwhile, then loads the weights and sends the uniform transitions it kept."""
+    import time
+
+    import ray
+
+    cfg = AgentConfig(state="features", reward="score", warm_start_passes=0, send_every=1)
+    agent = ray.remote(DataAgent).options(num_cpus=0).remote(vars(cfg), N, 0)
+    try:
+        worker = WorkerActing(cfg, agent, N)
+        x = np.random.default_rng(3).standard_normal((64, D)).astype(np.float32)
+        ctx, s = np.zeros((64, 3), np.float32), np.ones(64, np.float32)
+        start = time.perf_counter()
+        first = worker.act(0, np.arange(64), x, np.zeros(64), s, s, s, ctx, 0.5)
+        assert time.perf_counter() - start < 0.5 and first["version"] == -1, "the first batch did not wait"
+        deadline = time.perf_counter() + 60
+        while worker.module is None and time.perf_counter() < deadline:
+            time.sleep(0.05)
+            worker.act(0, np.arange(64), x, np.zeros(64), s, s, s, ctx, 0.5)
+        assert worker.version == 0 and not hasattr(worker.module, "critic")
+        worker.send(0)
+        ray.get(worker.calls)
+        metrics = ray.get(agent.end_epoch.remote(0, True))
+        assert metrics["agent_transitions"] > 64  # the uniform batches' transitions reached the learner too
+    finally:
+        ray.kill(agent)
+
+
 def test_resume_continues_the_same_policy():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((N, D)).astype(np.float32)

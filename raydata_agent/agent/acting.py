@@ -30,6 +30,8 @@ CONTEXT_COLUMNS = ("agreement", "staleness", "seen")  # per-sample history the p
 STATE_SCALARS = 7  # scalars appended to the normalised features in the "full" state
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)  # the pool's target quantiles shipped with each plan
 MAX_SENDS_IN_FLIGHT = 4  # more than this: a worker drops (and counts) transitions rather than wait
+ACTION_EPS = 1e-6  # actions are kept inside (0, 1): log-prob at exactly 0 or 1 is -inf
+UNIFORM_LOGIT = -30.0  # softplus / sigmoid of it vanish in float32: the Beta's alpha = beta = 1
 
 
 # --- calls to the learner: a Ray actor handle, or an in-process DataAgent (tests, benchmarks) -----
@@ -200,6 +202,18 @@ def policy_act(module, obs: torch.Tensor):
     return actions.squeeze(-1), dist.logp(actions), logits
 
 
+def uniform_act(n: int, cfg: AgentConfig, device: torch.device):
+    """Actions before the learner's first weights arrive: Beta(1, 1), the uniform policy, with the
+    distribution inputs that give it under the module's action distribution (BoundedBeta: mean logit 0,
+    concentration logit -30; TorchBeta: both -30) and its log-prob, 0. It is a true behaviour policy,
+    so PPO's importance ratio and the self-critical baseline stay exact for these transitions."""
+    actions = torch.rand(n, device=device).clamp(ACTION_EPS, 1.0 - ACTION_EPS)
+    logits = torch.full((n, 2), UNIFORM_LOGIT, device=device)
+    if cfg.max_concentration:
+        logits[:, 0] = 0.0
+    return actions, torch.zeros(n, device=device), logits
+
+
 def preload() -> threading.Thread:
     """Import RLlib (the acting copy's RLModule) in a background thread. A training worker calls this
     as its session arrives, so the ~1 s import overlaps the worker's own set-up (data, model) instead
@@ -219,7 +233,8 @@ class WorkerActing:
         self.device = torch.device(device)
         self.panel_fraction = min(1.0, cfg.panel_size / max(num_samples, 1))
         self.module = None
-        self.version = -1
+        self.first = None  # the first `publish` call, until it is answered
+        self.version = -1  # -1: acting uniformly, no weights yet
         self.obs_size = 0
         self.epoch = -1  # the epoch of the last batch acted on
         self.outbox: list[tuple] = []
@@ -229,13 +244,20 @@ class WorkerActing:
         self.busy_s = 0.0  # time spent acting since the last `take_busy`
         torch.manual_seed(seed)
 
-    def _refresh(self, obs_size: int) -> None:
-        """The first batch's weights: the only wait, for the learner's initial weights."""
-        if self.module is None:
-            version, state = fetch(call(self.learner, "publish", -1, obs_size))
+    def _refresh(self, obs_size: int, wait: bool = False) -> None:
+        """Ask for the learner's first weights at the first batch and load them once they are here;
+        until then the worker acts uniformly (`uniform_act`), so no batch waits for the RLlib import
+        or the learner's build. `wait`: block until they are here (benchmarks that leave start-up out)."""
+        if self.module is not None:
+            return
+        if self.first is None:
+            self.first = call(self.learner, "publish", -1, obs_size)
+            self.obs_size = obs_size
+        if wait or is_ready(self.first):
+            version, state = fetch(self.first)
+            self.first = None
             self.module = build_module(obs_size, self.cfg, inference_only=True).to(self.device)
             self._load(version, state)
-            self.obs_size = obs_size
 
     def _load(self, version: int, state: dict) -> None:
         self.module.set_state(state)
@@ -255,10 +277,12 @@ class WorkerActing:
         start = time.perf_counter()
         obs_t = build_state(features, loss, difficulty, uncertainty, context, self.cfg.state).to(self.device)
         self._refresh(obs_t.shape[1])
-        if epoch != self.epoch:  # the learner fits between epochs (warm start, replay): ask for its weights
-            self.epoch = epoch
+        if epoch != self.epoch and self.module is not None:  # the learner fits between epochs: ask for it
             self.send(epoch)
-        actions, logp, logits = (t.cpu().numpy() for t in policy_act(self.module, obs_t))
+        self.epoch = epoch
+        acted = policy_act(self.module, obs_t) if self.module is not None else uniform_act(
+            len(obs_t), self.cfg, obs_t.device)
+        actions, logp, logits = (t.cpu().numpy() for t in acted)
         target = reward_target(score, loss, context, self.cfg)
         param = payoff_param(target, self.cfg.payoff, baseline, quantiles)
         reward = payoff_reward(actions, param, self.cfg.payoff)
@@ -277,7 +301,7 @@ class WorkerActing:
         """Ship the buffered panel transitions to the learner (or, with none, ask for newer weights),
         fire and forget; load the weights that earlier calls brought back."""
         self._collect()
-        if self.module is None:
+        if not self.obs_size:  # nothing acted on yet
             return
         if len(self.calls) >= MAX_SENDS_IN_FLIGHT:  # the learner is behind: never wait for it
             self.dropped += sum(len(o[0]) for o in self.outbox)

@@ -18,7 +18,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchDistributi
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
-EPS = 1e-6  # actions are kept inside (0, 1): log-prob at exactly 0 or 1 is -inf
+from raydata_agent.agent.acting import ACTION_EPS as EPS
 
 
 class TorchBeta(TorchDistribution):
