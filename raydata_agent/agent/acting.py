@@ -245,9 +245,11 @@ class WorkerActing:
         torch.manual_seed(seed)
 
     def _refresh(self, obs_size: int, wait: bool = False) -> None:
-        """Ask for the learner's first weights at the first batch and load them once they are here;
-        until then the worker acts uniformly (`uniform_act`), so no batch waits for the RLlib import
-        or the learner's build. `wait`: block until they are here (benchmarks that leave start-up out)."""
+        """Ask for the learner's first weights at the first batch and load them once they are here.
+        In epoch 0 (full data; the first selection does not use its actions) the worker acts uniformly
+        (`uniform_act`) until then, so no batch waits for the RLlib import or the learner's build.
+        `wait`: block until they are here: a worker that starts later (restarted, resumed) acts for a
+        selection, and a benchmark leaves start-up out."""
         if self.module is not None:
             return
         if self.first is None:
@@ -276,7 +278,7 @@ class WorkerActing:
         """Act on one trained batch; returns what the score store records for it."""
         start = time.perf_counter()
         obs_t = build_state(features, loss, difficulty, uncertainty, context, self.cfg.state).to(self.device)
-        self._refresh(obs_t.shape[1])
+        self._refresh(obs_t.shape[1], wait=epoch > 0)
         if epoch != self.epoch and self.module is not None:  # the learner fits between epochs: ask for it
             self.send(epoch)
         self.epoch = epoch
