@@ -233,7 +233,6 @@ class WorkerActing:
         self.device = torch.device(device)
         self.panel_fraction = min(1.0, cfg.panel_size / max(num_samples, 1))
         self.module = None
-        self.first = None  # the first `publish` call, until it is answered
         self.version = -1  # -1: acting uniformly, no weights yet
         self.obs_size = 0
         self.epoch = -1  # the epoch of the last batch acted on
@@ -252,25 +251,22 @@ class WorkerActing:
         selection, and a benchmark leaves start-up out."""
         if self.module is not None:
             return
-        if self.first is None:
-            self.first = call(self.learner, "publish", -1, obs_size)
+        if not self.obs_size:
             self.obs_size = obs_size
-        if wait or is_ready(self.first):
-            version, state = fetch(self.first)
-            self.first = None
-            self.module = build_module(obs_size, self.cfg, inference_only=True).to(self.device)
-            self._load(version, state)
+            self.calls.append(call(self.learner, "publish", -1, obs_size))
+        self._collect(wait)
 
-    def _load(self, version: int, state: dict) -> None:
-        self.module.set_state(state)
-        self.version = version
-
-    def _collect(self) -> None:
-        """Load the newest weights among the learner's answers that have arrived; keep the rest waiting."""
-        answered, self.calls = ready_split(self.calls)
+    def _collect(self, wait: bool = False) -> None:
+        """Load the newest weights among the learner's answers that have arrived (`wait`: all of them);
+        keep the rest waiting. The first answer also builds the acting copy."""
+        answered, self.calls = (self.calls, []) if wait else ready_split(self.calls)
         newest = max((a for a in map(fetch, answered) if a is not None), key=lambda a: a[0], default=None)
-        if newest is not None and newest[0] > self.version:
-            self._load(*newest)
+        if newest is None or newest[0] <= self.version:
+            return
+        if self.module is None:
+            self.module = build_module(self.obs_size, self.cfg, inference_only=True).to(self.device)
+        self.module.set_state(newest[1])
+        self.version = newest[0]
 
     def act(self, epoch: int, ids: np.ndarray, features, loss: np.ndarray, difficulty: np.ndarray,
             uncertainty: np.ndarray, score: np.ndarray, context: np.ndarray, baseline: float | None = None,
