@@ -167,8 +167,9 @@ def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
     pct = lambda x: f"{100 * x:5.1f}"  # noqa: E731
     cell = {(c["selector"], c["ratio"]): c for c in cells}
     selectors = sorted({c["selector"] for c in cells if c["selector"] != "full"})
+    w = max([15, *map(len, selectors)])  # the name column fits merged variants' names
     out = ["Final val metric (%), mean +- std over seeds  [realised cost fraction]",
-           f"{'selector':15s}" + "".join(f"{'ratio ' + str(r):>24s}" for r in ratios) + f"{'full':>24s}"]
+           f"{'selector':{w}s}" + "".join(f"{'ratio ' + str(r):>24s}" for r in ratios) + f"{'full':>24s}"]
     full = cell.get(("full", 1.0))
     full_txt = f"{pct(full['metric_mean'])} +- {100 * full['metric_std']:4.1f} [{full['cost_fraction']:.2f}]" if full else "-"
     for s in selectors:
@@ -177,9 +178,9 @@ def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
             c = cell.get((s, r))
             parts.append(f"{pct(c['metric_mean'])} +- {100 * c['metric_std']:4.1f} [{c['cost_fraction']:.2f}]"
                          if c else "-")
-        out.append(f"{s:15s}" + "".join(f"{p:>24s}" for p in parts) + f"{'':>24s}")
+        out.append(f"{s:{w}s}" + "".join(f"{p:>24s}" for p in parts) + f"{'':>24s}")
     if full:
-        out.append(f"{'full':15s}" + "".join(f"{'':>24s}" for _ in ratios) + f"{full_txt:>24s}")
+        out.append(f"{'full':{w}s}" + "".join(f"{'':>24s}" for _ in ratios) + f"{full_txt:>24s}")
     ns = sorted({c["n"] for c in cells})
     out.append(f"(seeds per cell: {', '.join(map(str, ns))}; selection-epoch kept fraction: "
                + ", ".join(f"{s}@{c['ratio']}={c['selection_cost_fraction']:.3f}" for (s, _), c in sorted(cell.items())
@@ -187,7 +188,7 @@ def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
                if any(abs(c["selection_cost_fraction"] - c["ratio"]) > 0.005 for c in cells if c["selector"] != "full")
                else f"(seeds per cell: {', '.join(map(str, ns))}; every selector kept exactly its ratio in selection epochs)")
     out += ["", "Paired difference (pt) vs baseline at the same ratio: mean [95% t-interval over seeds]",
-            f"{'selector':15s} {'vs':15s}" + "".join(f"{'ratio ' + str(r):>22s}" for r in ratios)]
+            f"{'selector':{w}s} {'vs':15s}" + "".join(f"{'ratio ' + str(r):>22s}" for r in ratios)]
     pair = {(p["selector"], p["baseline"], p["ratio"]): p for p in paired}
     for s in selectors:
         for b in BASELINES:
@@ -199,14 +200,14 @@ def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
                 parts.append(f"{100 * p['diff_mean']:+5.1f} [{100 * p['ci_low']:+5.1f},{100 * p['ci_high']:+5.1f}]"
                              if p else "-")
             if any(x != "-" for x in parts):
-                out.append(f"{s:15s} {b:15s}" + "".join(f"{x:>22s}" for x in parts))
+                out.append(f"{s:{w}s} {b:15s}" + "".join(f"{x:>22s}" for x in parts))
     truth = sorted({t for c in cells for t in c["trained"]})
     if truth:
         out += ["", "Share of each ground-truth group trained on per selection epoch (random: = ratio)",
-                f"{'selector':15s}" + "".join(f"{t + ' @' + str(r):>19s}" for r in ratios for t in truth)]
+                f"{'selector':{w}s}" + "".join(f"{t + ' @' + str(r):>19s}" for r in ratios for t in truth)]
         for s in selectors:
             vals = [cell[(s, r)]["trained"].get(t) if (s, r) in cell else None for r in ratios for t in truth]
-            out.append(f"{s:15s}" + "".join(f"{v:19.3f}" if v is not None else f"{'-':>19s}" for v in vals))
+            out.append(f"{s:{w}s}" + "".join(f"{v:19.3f}" if v is not None else f"{'-':>19s}" for v in vals))
     return "\n".join(out)
 
 
@@ -232,18 +233,21 @@ def merge(args) -> None:
     """Pool the trials of earlier runs' JSON files (their `rows`) and report them as one table.
     A trial (selector, ratio, seed) found in two files is an error: which one counts is not ours to pick."""
     rows, sources, seen = [], [], {}
-    for name in args.merge:
+    for spec in args.merge:
+        name, _, renames = spec.partition(":")
+        rename = dict(pair.split("=", 1) for pair in renames.split(",") if pair)
         result = json.loads(Path(name).read_text())
         if "rows" not in result:
             raise SystemExit(f"{name}: no 'rows' (written before --merge existed); rewrite it with "
                              f"--analyse {result.get('parent_run_id')} --tracking-uri {result.get('tracking_uri')} --json ...")
         for row in result["rows"]:
+            row["selector"] = rename.get(row["selector"], row["selector"])
             key = (row["selector"], row["ratio"], row["seed"])
             if key in seen:
                 raise SystemExit(f"{name}: trial {key} is also in {seen[key]}")
             seen[key] = name
             rows.append(row)
-        sources.append({"json": name, "command": result.get("command"), "date": result.get("date"),
+        sources.append({"json": name, "renamed": rename, "command": result.get("command"), "date": result.get("date"),
                         "parent_run_id": result.get("parent_run_id")})
     cells, paired, convergence = analyse(rows)
     ratios = sorted({r["ratio"] for r in rows if r["selector"] != "full"})
@@ -277,7 +281,9 @@ def main() -> None:
                         help="only read back an earlier (or interrupted) sweep's finished trials and report them")
     parser.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                         help="run nothing: pool the trials (`rows`) of earlier runs' --json files into one "
-                             "table, e.g. seeds or ratios added later with the same code")
+                             "table, e.g. seeds or ratios added later with the same code. JSON:OLD=NEW,... "
+                             "renames that file's selectors, e.g. to set a variant run with other overrides "
+                             "beside the default (c.json:random_dynamic=random_dynamic/inv)")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value for every trial")
     args = parser.parse_args()
     args.selectors = [s for s in args.selectors if s != "full"]  # full data is the sweep's baseline run

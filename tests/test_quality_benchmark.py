@@ -53,6 +53,13 @@ def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsy
     assert pair["diff_mean"] == pytest.approx(np.mean([0.03, 0.04, 0.05, 0.05, 0.05]))
     with pytest.raises(SystemExit, match=r"\('data_agent', 0.5, 3\) is also in"):
         quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json")] * 2, json=None))
+    # a variant run with other overrides sits beside the default under its own name
+    quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json"),
+                                            f"{tmp_path / 'later.json'}:data_agent=data_agent/v,greedy=greedy/v"],
+                                     json=str(out)))
+    merged = json.loads(out.read_text())
+    assert {c["selector"] for c in merged["cells"]} == {"data_agent", "greedy", "data_agent/v", "greedy/v"}
+    assert any(p["selector"] == "data_agent/v" and p["baseline"] == "greedy" and p["n"] == 2 for p in merged["paired"])
     (tmp_path / "old.json").write_text(json.dumps({"parent_run_id": "abc", "tracking_uri": "sqlite:///x"}))
     with pytest.raises(SystemExit, match="no 'rows'.*--analyse abc"):
         quality.merge(argparse.Namespace(merge=[str(tmp_path / "old.json")], json=None))
