@@ -36,12 +36,19 @@ class Selector:
     name = "base"
     needs_signals = True  # epoch 0 trains on all data so every sample gets scored once
     needs_features = False  # workers send pooled features only to selectors that use them
+    auto_loss_weighting = "none"  # what selection.loss_weighting=auto means for this selector
 
     def __init__(self, cfg: SelectionConfig, num_samples: int, total_epochs: int, seed: int = 0):
         self.cfg = cfg
         self.num_samples = num_samples
         self.total_epochs = total_epochs
         self.rng = np.random.default_rng(seed)
+
+    @property
+    def loss_weighting(self) -> str:
+        """selection.loss_weighting, with `auto` resolved to this selector's own default."""
+        weighting = self.cfg.loss_weighting
+        return self.auto_loss_weighting if weighting == "auto" else weighting
 
     @property
     def budget(self) -> int:
@@ -58,7 +65,7 @@ class Selector:
             selection = Selection(ids, np.ones(len(ids), np.float32), full=True, weights=self.weights(pool, epoch))
         else:
             selection = self.choose(pool, epoch, self.budget)
-            if self.cfg.loss_weighting == "inverse_ratio":
+            if self.loss_weighting == "inverse_ratio":
                 selection.loss_weights = np.full(len(selection.ids), 1.0 / self.cfg.ratio, np.float32)
         self.annotate(pool, epoch, selection)
         return selection

@@ -8,6 +8,8 @@ The policy acts in the training workers (agent/acting.py) and learns in the `Dat
   the agent's state, and the quantiles of every seen sample's latest reward target, which the
   payoff compares each new target to (its percentile, or the (1 - ratio) cut);
 - the budget is split across classes (`agent.class_balanced`), so the policy cannot starve a class;
+- every selected sample's loss weighs 1/ratio (`selection.loss_weighting=auto`), as in the paper's
+  reference code: a selection epoch moves the model as far as a full one, at its cost;
 - after the first (full) epoch, every action so far came from a policy still learning: the first
   selection takes the reward target's ranking instead (what the warm start fits the policy to).
 """
@@ -24,6 +26,7 @@ from raydata_agent.selectors.base import Selector, group_rows
 class DataAgentSelector(Selector):
     name = "data_agent"
     needs_features = True  # the workers act on them; they never reach the store
+    auto_loss_weighting = "inverse_ratio"  # the paper's reference: 1/ratio on every selected sample
 
     def __init__(self, cfg, num_samples, total_epochs, seed=0, agent=None, agent_cfg=None):
         super().__init__(cfg, num_samples, total_epochs, seed)

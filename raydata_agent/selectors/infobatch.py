@@ -22,6 +22,7 @@ from raydata_agent.selectors.base import Selection, Selector
 
 class InfoBatchSelector(Selector):
     name = "infobatch"
+    auto_loss_weighting = "infobatch"
 
     def choose(self, pool, epoch, k):
         n, cap = len(pool), self.cfg.infobatch_max_prune
@@ -40,7 +41,7 @@ class InfoBatchSelector(Selector):
         pruned[candidates[self._exactly(len(candidates), n_prune)]] = True
         ids = np.flatnonzero(~pruned).astype(np.int64)
         weights = np.ones(len(ids), np.float32)
-        if self.cfg.loss_weighting in ("auto", "infobatch"):
+        if self.loss_weighting == "infobatch":
             is_candidate = np.zeros(n, bool)
             is_candidate[candidates] = True
             weights[is_candidate[ids]] = 1.0 / (1.0 - r)
