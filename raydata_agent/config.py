@@ -68,7 +68,8 @@ class SelectionConfig:
     delta: float = 0.875  # selection runs for the first delta of epochs, then all data (annealing)
     warmup_epochs: int = 1  # full-data epochs at the start for EVERY non-full selector (random too): equal cost
     sampling: str = "topk"  # topk | proportional (Gumbel top-k without replacement)
-    loss_weighting: str = "auto"  # auto | none | inverse_ratio | infobatch
+    # auto (each selector's own: infobatch 1/(1-r), data_agent 1/ratio, else 1) | none | inverse_ratio | infobatch
+    loss_weighting: str = "auto"
     max_staleness: int = 5  # topk: a sample unseen this many epochs is taken first, so none starves
     ucb_c: float = 1.0  # ucb exploration constant
     epsilon: float = 0.1  # eps_greedy exploration fraction
