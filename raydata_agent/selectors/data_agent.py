@@ -9,7 +9,7 @@ The policy acts in the training workers (agent/acting.py) and learns in the `Dat
   payoff compares each new target to (its percentile, or the (1 - ratio) cut);
 - the budget is split across classes (`agent.class_balanced`), so the policy cannot starve a class;
 - every selected sample's loss weighs 1/ratio (`selection.loss_weighting=auto`), as in the paper's
-  reference code: a selection epoch moves the model as far as a full one, at its cost;
+  reference code: a selection epoch moves the model about as far as a full one, at its cost;
 - after the first (full) epoch, every action so far came from a policy still learning: the first
   selection takes the reward target's ranking instead (what the warm start fits the policy to).
 """
