@@ -126,6 +126,13 @@ class ScoreStore:
         self.w_sum += adaptive_w * n
         self.record_time += time.perf_counter() - started
 
+    def record_batches(self, batches: list[tuple]) -> None:
+        """Several training batches' `record` arguments in one call, recorded in order, each as its
+        own batch (the batch-local signals stay batch-local). A worker sends these so that the Ray
+        call and its deserialisation are paid once per few thousand samples, not per batch."""
+        for args in batches:
+            self.record(*args)
+
     def progress(self, since: int = 0) -> dict:
         """Epoch rows finished after the first `since`, and the current epoch's count so far."""
         plan = next(iter(self.plans.values()), None)

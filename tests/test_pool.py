@@ -75,6 +75,27 @@ def test_store_keeps_idu_across_epochs_and_scores_the_idu_variant(tmp_path):
     np.testing.assert_allclose(store.pool.idu[:3], [0.9 * 0.5 + 0.1 * 1.0, 0.9 * 1.0 + 0.1 * 1.5, 3.0], rtol=1e-6)
 
 
+def test_record_batches_records_each_batch_as_its_own(tmp_path):
+    """A worker's coalesced send must not merge its batches: the idu score is min-max normalised per batch."""
+    from raydata_agent.config import Config
+    from raydata_agent.score_store import ScoreStore
+
+    cfg = Config()
+    cfg.selection.selector, cfg.reward.variant = "greedy", "idu"
+    stores = [ScoreStore(cfg.to_dict(), np.zeros(4, np.int64), None, 2, None, str(tmp_path / str(k))) for k in range(3)]
+    zeros = np.zeros(2)
+    batches = [(0, np.array([0, 1]), np.array([1.0, 2.0]), zeros, zeros, zeros, None, 0.5),
+               (0, np.array([2, 3]), np.array([3.0, 5.0]), zeros, zeros, zeros, None, 0.5)]
+    for args in batches:
+        stores[0].record(*args)
+    stores[1].record_batches(batches)
+    stores[2].record(0, np.arange(4), np.array([1.0, 2.0, 3.0, 5.0]), *[np.zeros(4)] * 3, None, 0.5)
+    np.testing.assert_array_equal(stores[1].pool.reward, stores[0].pool.reward)
+    np.testing.assert_allclose(stores[1].pool.reward, [0.0, 1.0, 0.0, 1.0], atol=1e-6)
+    assert not np.allclose(stores[2].pool.reward, stores[1].pool.reward)  # one merged batch would differ
+    assert stores[1].epoch_passes == 4
+
+
 def test_ground_truth_columns_go_to_snapshots_and_the_store_counts_what_was_trained(tmp_path):
     from raydata_agent.config import Config
     from raydata_agent.score_store import ScoreStore
