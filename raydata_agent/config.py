@@ -68,6 +68,7 @@ class SelectionConfig:
     delta: float = 0.875  # selection runs for the first delta of epochs, then all data (annealing)
     warmup_epochs: int = 1  # full-data epochs at the start for EVERY non-full selector (random too): equal cost
     sampling: str = "topk"  # topk | proportional (Gumbel top-k without replacement)
+    temperature: float = 1.0  # proportional: sample in proportion to weight ** (1 / temperature); -> 0 is top-k
     # auto (each selector's own: infobatch 1/(1-r), data_agent 1/ratio, else 1) | none | inverse_ratio | infobatch
     loss_weighting: str = "auto"
     max_staleness: int = 5  # topk: a sample unseen this many epochs is taken first, so none starves
@@ -275,6 +276,7 @@ _PARAM_APPLIES: dict[str, typing.Callable[["Config"], bool]] = {
     "data.num_classes": lambda c: c.data.name == "ade20k",
     "data.reduce_zero_label": _SEGMENTATION,
     "selection.sampling": lambda c: c.selection.selector in _WEIGHT_TAKERS,
+    "selection.temperature": lambda c: c.selection.selector in _WEIGHT_TAKERS and c.selection.sampling == "proportional",
     "selection.max_staleness": lambda c: c.selection.selector in _WEIGHT_TAKERS and c.selection.sampling == "topk",
     "selection.ucb_c": lambda c: c.selection.selector == "ucb",
     "selection.epsilon": lambda c: c.selection.selector == "eps_greedy",
@@ -380,6 +382,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key} must be > 0")
     if cfg.selection.warmup_epochs < 0:
         raise ConfigError(f"selection.warmup_epochs={cfg.selection.warmup_epochs!r} must be >= 0")
+    if not cfg.selection.temperature > 0:
+        raise ConfigError(f"selection.temperature={cfg.selection.temperature} must be > 0")
     if cfg.selection.max_staleness < 1:
         raise ConfigError("selection.max_staleness must be at least 1")
     if cfg.task.name == "segmentation":

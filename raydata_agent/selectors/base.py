@@ -102,8 +102,8 @@ class Selector:
         """Top-k or proportional (Gumbel top-k) choice by weight, with no sample starved forever.
 
         topk: samples not trained on for `max_staleness` epochs (or never) jump the queue.
-        proportional: sampling without replacement in proportion to weight; every weight is floored
-        above zero, so every sample keeps a chance.
+        proportional: sampling without replacement in proportion to weight ** (1 / temperature); every
+        weight is floored above zero, so every sample keeps a chance.
         groups (labels, or `group_rows(labels)`): each group gets its share of k (largest remainder),
         chosen within it.
         """
@@ -112,7 +112,7 @@ class Selector:
         k = min(k, n)
         tiebreak = self.rng.random(n)
         if self.cfg.sampling == "proportional":
-            key = np.log(np.clip(weights, 1e-6, None)) + self.rng.gumbel(size=n)
+            key = np.log(np.clip(weights, 1e-6, None)) / self.cfg.temperature + self.rng.gumbel(size=n)
         else:
             stale = (pool.last_epoch_seen == NEVER) | (epoch - pool.last_epoch_seen >= self.cfg.max_staleness)
             span = float(np.ptp(weights)) + 1.0 if n else 1.0
