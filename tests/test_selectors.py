@@ -126,6 +126,18 @@ def test_proportional_sampling_follows_weights_and_keeps_everyone_possible():
     assert counts[:20].mean() > 5 * counts[20:].mean() > 0
 
 
+def test_temperature_moves_proportional_sampling_towards_top_k():
+    pool = scored_pool()
+    pool.reward[:] = np.linspace(0.05, 1.0, N)  # distinct weights: the top 20 are the last 20 rows
+    shares = {}
+    for temperature in (1.0, 0.5, 0.01):
+        sel = make("greedy", ratio=0.1, sampling="proportional", temperature=temperature)
+        picks = np.concatenate([sel.select(pool, epoch).ids for epoch in range(1, 6)])
+        shares[temperature] = np.mean(picks >= N - 20)
+    assert shares[1.0] < shares[0.5] < shares[0.01]
+    assert shares[0.01] > 0.9  # nearly top-k
+
+
 def test_inverse_ratio_weighting():
     s = make("random_dynamic", ratio=0.25, loss_weighting="inverse_ratio").select(scored_pool(), 1)
     np.testing.assert_allclose(s.loss_weights, 4.0)
