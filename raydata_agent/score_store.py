@@ -1,8 +1,8 @@
 """The score store: a Ray actor that owns the sample pool and the selector.
 
-Workers send it `(ids, signals)` batches straight from their training step (fire and forget),
-ask it for each epoch's subset, and rank 0 closes each epoch here: selector update, Parquet
-snapshot, and one MLflow log of the epoch's metrics. Keeping all of this in one actor makes the
+Workers send it `(ids, signals)` batches from their training step (fire and forget, a few
+thousand samples per call), ask it for each epoch's subset, and rank 0 closes each epoch here:
+selector update, Parquet snapshot, and one MLflow log of the epoch's metrics. Keeping all of this in one actor makes the
 pool the single source of truth, whatever the number of workers.
 """
 from __future__ import annotations
