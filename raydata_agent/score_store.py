@@ -2,8 +2,8 @@
 
 Workers send it `(ids, signals)` batches from their training step (fire and forget, a few
 thousand samples per call), ask it for each epoch's subset, and rank 0 closes each epoch here:
-selector update, Parquet snapshot, and one MLflow log of the epoch's metrics. Keeping all of this in one actor makes the
-pool the single source of truth, whatever the number of workers.
+selector update, Parquet snapshot, and one MLflow log of the epoch's metrics. Keeping all of this
+in one actor makes the pool the single source of truth, whatever the number of workers.
 """
 from __future__ import annotations
 

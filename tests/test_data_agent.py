@@ -229,6 +229,14 @@ def test_beta_logp_is_per_sample():
     torch.testing.assert_close(dist.mean, dist.alpha / (dist.alpha + dist.beta))
 
 
+def test_batch_quantiles_are_numpys():
+    from raydata_agent.agent.acting import QUANTILE_LEVELS, batch_quantiles
+
+    rng = np.random.default_rng(0)
+    for values in (rng.random(256, dtype=np.float32), rng.exponential(size=7), np.array([3.0]), np.zeros(5)):
+        np.testing.assert_allclose(batch_quantiles(values), np.quantile(values, QUANTILE_LEVELS), rtol=1e-12, atol=0)
+
+
 def test_training_reward_and_presets():
     a = np.array([0.5, 0.5], np.float32)
     t = np.array([0.2, 0.8], np.float32)
