@@ -22,7 +22,8 @@ from raydata_agent.config import Config, _task_defaults, from_dict, resolve_path
 from raydata_agent.selectors import SELECTORS
 from raydata_agent.signals import batch_signals, predicted_loss_change
 
-SEND_SAMPLES = 4096  # a worker sends its signals to a store actor once this many samples are buffered
+SEND_SAMPLES = 4096  # a worker sends its signals to a store actor once this many samples are buffered,
+SEND_SECONDS = 1.0  # or once this long has passed since its last send (slow steps: the live count still moves)
 MAX_PENDING_RECORDS = 8  # back-pressure: at most this many such sends in flight to a store actor
 
 
@@ -90,6 +91,7 @@ class SelectionSession:
         self._pending: list = []
         self._outbox: list[tuple] = []  # signals not yet sent to the store actor (one tuple per batch)
         self._outbox_samples = 0
+        self._last_send = time.perf_counter()
         self._last_epoch = -1
         self._epoch_start = 0.0
         self._loss_sum, self._steps, self._passes = 0.0, 0, 0
@@ -297,7 +299,7 @@ class SelectionSession:
             return
         self._outbox.append(args)
         self._outbox_samples += len(ids)
-        if self._outbox_samples >= SEND_SAMPLES:
+        if self._outbox_samples >= SEND_SAMPLES or time.perf_counter() - self._last_send >= SEND_SECONDS:
             self._send_outbox()
 
     def _send_outbox(self) -> None:
@@ -306,7 +308,7 @@ class SelectionSession:
         if not self._outbox:
             return
         self._pending.append(self.store.record_batches.remote(self._outbox))
-        self._outbox, self._outbox_samples = [], 0
+        self._outbox, self._outbox_samples, self._last_send = [], 0, time.perf_counter()
         if len(self._pending) >= MAX_PENDING_RECORDS:
             import ray
 

@@ -25,3 +25,39 @@ def test_ray_train_example_trains_each_worker_on_its_share(ray_cluster, tmp_path
     # (and recorded) once, up to the row an equal split drops (Ray Data) or pads (the sampler).
     for h in history:
         assert h["selected"] - 1 <= h["passes"] <= h["selected"] + 1
+
+
+def test_a_worker_sends_signals_in_bulk_and_at_least_every_send_seconds(ray_cluster, tmp_path, monkeypatch):
+    """Signals reach a store actor per few thousand samples (one Ray call, not one per batch), but a
+    slow training step never holds them back longer than SEND_SECONDS: the live count keeps moving."""
+    import numpy as np
+    import ray
+    import torch
+
+    from raydata_agent import session as session_module
+    from raydata_agent.config import load_config
+    from raydata_agent.score_store import ScoreStore
+
+    cfg = load_config(None, ["selection.selector=greedy", "selection.ratio=0.5", "train.epochs=2"])
+    store = ray.remote(ScoreStore).options(num_cpus=0).remote(cfg.to_dict(), np.zeros(100, np.int64), None, 2,
+                                                              None, str(tmp_path))
+    session = session_module.SelectionSession(store, cfg)
+    ids, _ = session.plan_epoch(0)
+
+    def passes() -> int:
+        ray.get(session._pending)  # whatever was sent has arrived
+        return ray.get(store.progress.remote())["passes"]
+
+    monkeypatch.setattr(session_module, "SEND_SECONDS", 1e9)
+    session.record(ids[:10], torch.ones(10))
+    session.record(ids[10:20], torch.ones(10))
+    assert passes() == 0  # buffered: under SEND_SAMPLES, within SEND_SECONDS
+    monkeypatch.setattr(session_module, "SEND_SECONDS", 0.0)
+    session.record(ids[20:30], torch.ones(10))
+    assert passes() == 30  # SEND_SECONDS passed: the three batches go in one call
+    monkeypatch.setattr(session_module, "SEND_SECONDS", 1e9)
+    session.record(ids[30:40], torch.ones(10))
+    assert passes() == 30
+    session.flush()  # what an epoch's end waits for
+    assert passes() == 40
+    ray.kill(store)
