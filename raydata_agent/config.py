@@ -376,14 +376,12 @@ def validate(cfg: Config) -> Config:
         value = getattr(getattr(cfg, section), name)
         if value < 1:
             raise ConfigError(f"{key}={value!r} must be at least 1")
-    for key in ("train.lr", "agent.lr"):
+    for key in ("train.lr", "agent.lr", "selection.temperature"):
         section, name = key.split(".")
         if not getattr(getattr(cfg, section), name) > 0:
             raise ConfigError(f"{key} must be > 0")
     if cfg.selection.warmup_epochs < 0:
         raise ConfigError(f"selection.warmup_epochs={cfg.selection.warmup_epochs!r} must be >= 0")
-    if not cfg.selection.temperature > 0:
-        raise ConfigError(f"selection.temperature={cfg.selection.temperature} must be > 0")
     if cfg.selection.max_staleness < 1:
         raise ConfigError("selection.max_staleness must be at least 1")
     if cfg.task.name == "segmentation":
