@@ -22,7 +22,7 @@ from raydata_agent.config import Config, _task_defaults, from_dict, resolve_path
 from raydata_agent.selectors import SELECTORS
 from raydata_agent.signals import batch_signals, predicted_loss_change
 
-SEND_SAMPLES = 4096  # a worker sends its signals to a store actor once this many samples are buffered,
+SEND_SAMPLES = 16384  # a worker sends its signals to a store actor once this many samples are buffered,
 SEND_SECONDS = 1.0  # or once this long has passed since its last send (slow steps: the live count still moves)
 MAX_PENDING_RECORDS = 8  # back-pressure: at most this many such sends in flight to a store actor
 

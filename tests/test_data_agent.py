@@ -210,6 +210,52 @@ def test_panel_is_a_fixed_bounded_subset():
     np.testing.assert_array_equal(in_panel(ids[::-1], 0.1), panel[::-1])  # by id, not by position
 
 
+def test_a_worker_calls_the_learner_with_half_an_update_or_after_a_gap(monkeypatch):
+    """In a large pool the panel is a small share of each batch: a worker's call to the learner waits
+    until it carries half an update of transitions, or until MAX_CALL_GAP_S has passed (for weights)."""
+    from raydata_agent.agent import acting
+
+    class Counting:  # the in-process learner, its calls listed
+        def __init__(self, agent):
+            self.agent, self.calls = agent, []
+
+        def publish(self, *args):
+            self.calls.append("publish")
+            return self.agent.publish(*args)
+
+        def observe(self, *args):
+            self.calls.append("observe")
+            return self.agent.observe(*args)
+
+    big = 100_000
+    cfg = AgentConfig(state="features", reward="score", warm_start_passes=0, send_every=1, update_every=64,
+                      panel_size=1000)
+    learner = Counting(DataAgent(vars(cfg), big, seed=0))
+    worker = WorkerActing(cfg, learner, big)
+    worker._refresh(D, wait=True)
+    panel = in_panel(np.arange(big), worker.panel_fraction)
+    outside, inside = np.flatnonzero(~panel)[:64], np.flatnonzero(panel)[:16]
+    x = np.random.default_rng(0).standard_normal((64, D)).astype(np.float32)
+
+    def act(ids):
+        n, s = len(ids), np.ones(len(ids), np.float32)
+        worker.act(0, ids, x[:n], np.zeros(n), s, s, s, np.zeros((n, 3), np.float32), 0.5)
+
+    monkeypatch.setattr(acting, "MAX_CALL_GAP_S", 1e9)
+    act(outside)  # the epoch's first batch asks for weights (the learner fits between epochs)
+    learner.calls.clear()
+    for _ in range(5):
+        act(outside)
+    assert learner.calls == [], "no transitions to send and no gap: no Ray call per batch"
+    act(inside)
+    assert learner.calls == [], "16 transitions: under half an update (32)"
+    act(inside)
+    assert learner.calls == ["observe"], "32 transitions go in one call"
+    monkeypatch.setattr(acting, "MAX_CALL_GAP_S", 0.0)
+    act(outside)
+    assert learner.calls == ["observe", "publish"], "after the gap it asks for newer weights anyway"
+
+
 def test_grouped_top_k_gives_each_class_its_share():
     labels = np.repeat([0, 1, 2], [50, 30, 20])
     key = np.where(labels == 0, 10.0, 0.0) + np.arange(100) * 1e-3  # class 0 looks best everywhere
