@@ -38,8 +38,11 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
 
 def uncertainty(probs: torch.Tensor) -> torch.Tensor:
     """Eq. 3: predictive entropy over C classes divided by log C, so it lies in [0, 1]."""
-    num_classes = probs.shape[-1]
-    ent = entropy(probs)
+    return entropy_uncertainty(entropy(probs), probs.shape[-1])
+
+
+def entropy_uncertainty(ent: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Eq. 3 from an entropy already computed (batch_signals needs both: one entropy per batch)."""
     return ent / math.log(num_classes) if num_classes > 1 else torch.zeros_like(ent)
 
 
@@ -147,7 +150,8 @@ def batch_signals(loss: torch.Tensor, probs: torch.Tensor | None, variant: str =
         unc = uncertainty.detach().float()
         ent = unc
     elif probs is not None:
-        unc, ent = _uncertainty(probs), entropy(probs)
+        ent = entropy(probs)
+        unc = entropy_uncertainty(ent, probs.shape[-1])
     else:
         unc = ent = torch.zeros_like(diff)
     w = adaptive_weight(diff, unc)
@@ -157,5 +161,3 @@ def batch_signals(loss: torch.Tensor, probs: torch.Tensor | None, variant: str =
     act = torch.ones_like(score) if actions is None else actions.detach().float().to(score.device)
     return BatchSignals(loss=loss, entropy=ent, uncertainty=unc, difficulty=diff, score=score, reward=act * score, weight=w)
 
-
-_uncertainty = uncertainty  # batch_signals' keyword argument shadows the function's name
