@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from raydata_agent.agent.acting import WorkerActing, build_state, in_panel, policy_act, training_reward
+from raydata_agent.agent.acting import (WorkerActing, build_state, in_panel, payoff_param, policy_act,
+                                        training_reward)
 from raydata_agent.agent.data_agent import DataAgent
 from raydata_agent.agent.rl_module import TorchBeta
 from raydata_agent.config import AgentConfig, ConfigError, load_config
@@ -273,6 +274,25 @@ def test_beta_logp_is_per_sample():
     assert dist.logp(actions).shape == (5,) and dist.entropy().shape == (5,)
     assert dist.kl(TorchBeta.from_logits(torch.zeros(5, 2))).shape == (5,)
     torch.testing.assert_close(dist.mean, dist.alpha / (dist.alpha + dist.beta))
+
+
+def test_panel_rows_get_the_log_prob_and_payoff_they_get_in_the_whole_batch():
+    """Only the panel's transitions leave a worker, so only their log-prob and payoff are computed,
+    against the whole batch (epoch 0's quantiles, margin's median): the same numbers as before."""
+    _, agent = features_agent()
+    agent._ensure_built(D)
+    x = torch.randn(256, D)
+    rows = torch.from_numpy(in_panel(np.arange(256), 0.1))
+    torch.manual_seed(0)
+    actions, logp, logits = policy_act(agent.module, x)
+    torch.manual_seed(0)
+    panel_actions, panel_logp, panel_logits = policy_act(agent.module, x, rows)
+    assert torch.equal(actions, panel_actions) and torch.equal(logits, panel_logits)
+    torch.testing.assert_close(panel_logp, logp[rows])
+    target = np.random.default_rng(0).random(256).astype(np.float32)
+    for payoff in ("rank", "margin", "linear"):
+        np.testing.assert_array_equal(payoff_param(target, payoff, rows=rows.numpy()),
+                                      payoff_param(target, payoff)[rows.numpy()])
 
 
 def test_batch_quantiles_are_numpys():

@@ -113,10 +113,11 @@ def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg:
 
 
 def payoff_param(target: np.ndarray, payoff: str, baseline: float | None = None,
-                 quantiles: np.ndarray | None = None) -> np.ndarray:
+                 quantiles: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
     """Each sample's payoff parameter p, from its reward target and the pool's latest targets (None:
     epoch 0, where this batch stands in for the pool): the reward of any action a is then
-    `payoff_reward(a, p)`, so the learner can price actions the worker did not take.
+    `payoff_reward(a, p)`, so the learner can price actions the worker did not take. `rows` (a mask):
+    p of those samples only (the panel's: no other p leaves the worker), against the whole batch.
 
     - rank: p = the target's percentile in the pool; r = -(a - p)^2. The best action is the sample's
       rank, so selection by action keeps the pool's best-ranked fraction, and every action gets a
@@ -127,13 +128,14 @@ def payoff_param(target: np.ndarray, payoff: str, baseline: float | None = None,
     - linear: p = target; r = a p, the paper's eq. 6.
     """
     target = np.asarray(target, np.float32)
+    chosen = target if rows is None else target[rows]
     if payoff == "linear":
-        return target
+        return chosen
     if payoff == "margin":
-        return target - (baseline if baseline is not None else float(np.quantile(target, 0.5)))
+        return chosen - (baseline if baseline is not None else float(np.quantile(target, 0.5)))
     if quantiles is None:
         quantiles = batch_quantiles(target)
-    return percentile(target, np.asarray(quantiles, np.float64))
+    return percentile(chosen, np.asarray(quantiles, np.float64))
 
 
 def batch_quantiles(values: np.ndarray) -> np.ndarray:
@@ -200,8 +202,9 @@ def observation_space(obs_size: int):
 
 
 @torch.no_grad()
-def policy_act(module, obs: torch.Tensor):
+def policy_act(module, obs: torch.Tensor, rows: torch.Tensor | None = None):
     """Sample Beta actions from a module (learner's or inference copy): actions, logp, dist inputs.
+    `rows` (a mask): the log-prob of those rows only, the panel's (the rest are never sent).
 
     It calls the module's `_forward_exploration` (RLlib's hook: no_grad + `_forward`), not the public
     `forward_exploration`, whose wrapper walks every submodule twice per call to switch eval/train
@@ -210,12 +213,14 @@ def policy_act(module, obs: torch.Tensor):
     from ray.rllib.core.columns import Columns
 
     logits = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-    dist = module.get_exploration_action_dist_cls().from_logits(logits)
+    beta = module.get_exploration_action_dist_cls()
+    dist = beta.from_logits(logits)
     actions = dist.sample()
-    return actions.squeeze(-1), dist.logp(actions), logits
+    logp = dist.logp(actions) if rows is None else beta.from_logits(logits[rows]).logp(actions[rows])
+    return actions.squeeze(-1), logp, logits
 
 
-def uniform_act(n: int, cfg: AgentConfig, device: torch.device):
+def uniform_act(n: int, cfg: AgentConfig, device: torch.device, rows: torch.Tensor | None = None):
     """Actions before the learner's first weights arrive: Beta(1, 1), the uniform policy, with the
     distribution inputs that give it under the module's action distribution (BoundedBeta: mean logit 0,
     concentration logit -30; TorchBeta: both -30) and its log-prob, 0. It is a true behaviour policy,
@@ -224,7 +229,7 @@ def uniform_act(n: int, cfg: AgentConfig, device: torch.device):
     logits = torch.full((n, 2), UNIFORM_LOGIT, device=device)
     if cfg.max_concentration:
         logits[:, 0] = 0.0
-    return actions, torch.zeros(n, device=device), logits
+    return actions, torch.zeros(n if rows is None else int(rows.sum()), device=device), logits
 
 
 def preload() -> threading.Thread:
@@ -293,17 +298,17 @@ class WorkerActing:
         if epoch != self.epoch and self.module is not None:  # the learner fits between epochs: ask for it
             self.send(epoch)
         self.epoch = epoch
-        acted = policy_act(self.module, obs_t) if self.module is not None else uniform_act(
-            len(obs_t), self.cfg, obs_t.device)
-        actions, logp, logits = (t.cpu().numpy() for t in acted)
-        target = reward_target(score, loss, context, self.cfg)
-        param = payoff_param(target, self.cfg.payoff, baseline, quantiles)
-        reward = payoff_reward(actions, param, self.cfg.payoff)
         panel = in_panel(ids, self.panel_fraction)
-        if panel.any():  # only the panel's states leave the device
-            obs = obs_t[torch.from_numpy(panel).to(obs_t.device)].cpu().numpy()
-            self.outbox.append((ids[panel], obs, actions[panel], logp[panel], logits[panel], reward[panel],
-                                param[panel]))
+        rows = None if panel.all() else torch.from_numpy(panel).to(obs_t.device)
+        acted = policy_act(self.module, obs_t, rows) if self.module is not None else uniform_act(
+            len(obs_t), self.cfg, obs_t.device, rows)
+        actions, logp, logits = (t.cpu().numpy() for t in acted)  # logp: the panel's rows
+        target = reward_target(score, loss, context, self.cfg)
+        if panel.any():  # only the panel's transitions (states, rewards) leave the worker
+            param = payoff_param(target, self.cfg.payoff, baseline, quantiles, rows=panel)
+            reward = payoff_reward(actions[panel], param, self.cfg.payoff)
+            obs = (obs_t if rows is None else obs_t[rows]).cpu().numpy()
+            self.outbox.append((ids[panel], obs, actions[panel], logp, logits[panel], reward, param))
             self.outbox_transitions += len(obs)
         self.batches += 1
         if self.batches % self.cfg.send_every == 0 and self._worth_a_call():
