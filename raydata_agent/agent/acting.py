@@ -4,9 +4,9 @@ This is RLlib's EnvRunner/Learner split with the training loop in the EnvRunner'
 worker holds an inference-only copy of the learner's RLModule with a weight version, acts on every
 batch it trains on, and sends the learner (the `DataAgent` actor) only a bounded sample of
 transitions. Weights come back on the same round trip, as an EnvRunner's are synced after each
-training step: every `send_every` batches the worker makes one call to the learner (`observe` with
-its panel transitions, or `publish` when it has none), whose answer carries the newest weights if
-they are newer than the worker's. Answers are collected without blocking (`ray.wait(timeout=0)`), so
+training step: every `send_every` batches, once it holds half an update of transitions or 0.5 s has
+passed, the worker makes one call to the learner (`observe` with its panel transitions, or `publish`
+when it has none), whose answer carries the newest weights if they are newer than the worker's. Answers are collected without blocking (`ray.wait(timeout=0)`), so
 a worker acts with the newest weights it has and never waits for a PPO update. No Ray call is made
 per batch (measured: a per-batch poll cost ~15% of the worker's time in bench_store.py). No feature
 matrix crosses the network or is kept per sample: the store gets each sample's action (its
@@ -320,9 +320,10 @@ class WorkerActing:
         """Whether a periodic call to the learner is due: it carries at least half an update of panel
         transitions, or MAX_CALL_GAP_S has passed (the newest weights still arrive). In a large pool the
         panel is a small share of each batch (0.4% at 1M rows), and a call every `send_every` batches
-        carried a few transitions for the price of a Ray call: about a tenth of a worker's time in
-        bench_store.py. Where the pool fits the panel, every row is a transition and 8 batches of 16
-        or more rows already carry 128: the default's calls do not change there."""
+        carried a few transitions for the price of a Ray call (Ray calls, the store's included, were a
+        tenth of a worker's time in bench_store.py). Where the pool fits the panel, every row is a
+        transition and 8 batches of 16 or more rows already carry 128: the default's calls do not
+        change there."""
         return (self.outbox_transitions >= self.cfg.update_every // 2
                 or time.perf_counter() - self.last_call >= MAX_CALL_GAP_S)
 
