@@ -6,8 +6,8 @@ batch it trains on, and sends the learner (the `DataAgent` actor) only a bounded
 transitions. Weights come back on the same round trip, as an EnvRunner's are synced after each
 training step: every `send_every` batches, once it holds half an update of transitions or 0.5 s has
 passed, the worker makes one call to the learner (`observe` with its panel transitions, or `publish`
-when it has none), whose answer carries the newest weights if they are newer than the worker's. Answers are collected without blocking (`ray.wait(timeout=0)`), so
-a worker acts with the newest weights it has and never waits for a PPO update. No Ray call is made
+when it has none), whose answer carries the newest weights if they are newer than the worker's.
+Answers are collected without blocking (`ray.wait(timeout=0)`), so a worker acts with the newest weights it has and never waits for a PPO update. No Ray call is made
 per batch (measured: a per-batch poll cost ~15% of the worker's time in bench_store.py). No feature
 matrix crosses the network or is kept per sample: the store gets each sample's action (its
 selection weight) and reward target.
@@ -202,9 +202,8 @@ def observation_space(obs_size: int):
 
 
 @torch.no_grad()
-def policy_act(module, obs: torch.Tensor, rows: torch.Tensor | None = None):
+def policy_act(module, obs: torch.Tensor):
     """Sample Beta actions from a module (learner's or inference copy): actions, logp, dist inputs.
-    `rows` (a mask): the log-prob of those rows only, the panel's (the rest are never sent).
 
     It calls the module's `_forward_exploration` (RLlib's hook: no_grad + `_forward`), not the public
     `forward_exploration`, whose wrapper walks every submodule twice per call to switch eval/train
@@ -213,14 +212,12 @@ def policy_act(module, obs: torch.Tensor, rows: torch.Tensor | None = None):
     from ray.rllib.core.columns import Columns
 
     logits = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-    beta = module.get_exploration_action_dist_cls()
-    dist = beta.from_logits(logits)
+    dist = module.get_exploration_action_dist_cls().from_logits(logits)
     actions = dist.sample()
-    logp = dist.logp(actions) if rows is None else beta.from_logits(logits[rows]).logp(actions[rows])
-    return actions.squeeze(-1), logp, logits
+    return actions.squeeze(-1), dist.logp(actions), logits
 
 
-def uniform_act(n: int, cfg: AgentConfig, device: torch.device, rows: torch.Tensor | None = None):
+def uniform_act(n: int, cfg: AgentConfig, device: torch.device):
     """Actions before the learner's first weights arrive: Beta(1, 1), the uniform policy, with the
     distribution inputs that give it under the module's action distribution (BoundedBeta: mean logit 0,
     concentration logit -30; TorchBeta: both -30) and its log-prob, 0. It is a true behaviour policy,
@@ -229,7 +226,7 @@ def uniform_act(n: int, cfg: AgentConfig, device: torch.device, rows: torch.Tens
     logits = torch.full((n, 2), UNIFORM_LOGIT, device=device)
     if cfg.max_concentration:
         logits[:, 0] = 0.0
-    return actions, torch.zeros(n if rows is None else int(rows.sum()), device=device), logits
+    return actions, torch.zeros(n, device=device), logits
 
 
 def preload() -> threading.Thread:
@@ -255,7 +252,6 @@ class WorkerActing:
         self.obs_size = 0
         self.epoch = -1  # the epoch of the last batch acted on
         self.outbox: list[tuple] = []
-        self.outbox_transitions = 0
         self.last_call = time.perf_counter()
         self.calls: list = []  # observe / publish calls in flight; each answers with newer weights or None
         self.batches = 0
@@ -298,18 +294,16 @@ class WorkerActing:
         if epoch != self.epoch and self.module is not None:  # the learner fits between epochs: ask for it
             self.send(epoch)
         self.epoch = epoch
-        panel = in_panel(ids, self.panel_fraction)
-        rows = None if panel.all() else torch.from_numpy(panel).to(obs_t.device)
-        acted = policy_act(self.module, obs_t, rows) if self.module is not None else uniform_act(
-            len(obs_t), self.cfg, obs_t.device, rows)
-        actions, logp, logits = (t.cpu().numpy() for t in acted)  # logp: the panel's rows
+        acted = policy_act(self.module, obs_t) if self.module is not None else uniform_act(
+            len(obs_t), self.cfg, obs_t.device)
+        actions, logp, logits = (t.cpu().numpy() for t in acted)
         target = reward_target(score, loss, context, self.cfg)
+        panel = in_panel(ids, self.panel_fraction)
         if panel.any():  # only the panel's transitions (states, rewards) leave the worker
             param = payoff_param(target, self.cfg.payoff, baseline, quantiles, rows=panel)
             reward = payoff_reward(actions[panel], param, self.cfg.payoff)
-            obs = (obs_t if rows is None else obs_t[rows]).cpu().numpy()
-            self.outbox.append((ids[panel], obs, actions[panel], logp, logits[panel], reward, param))
-            self.outbox_transitions += len(obs)
+            obs = obs_t[torch.from_numpy(panel).to(obs_t.device)].cpu().numpy()
+            self.outbox.append((ids[panel], obs, actions[panel], logp[panel], logits[panel], reward, param))
         self.batches += 1
         if self.batches % self.cfg.send_every == 0 and self._worth_a_call():
             self.send(epoch)
@@ -324,8 +318,11 @@ class WorkerActing:
         tenth of a worker's time in bench_store.py). Where the pool fits the panel, every row is a
         transition and 8 batches of 16 or more rows already carry 128: the default's calls do not
         change there."""
-        return (self.outbox_transitions >= self.cfg.update_every // 2
+        return (self._outbox_transitions() >= self.cfg.update_every // 2
                 or time.perf_counter() - self.last_call >= MAX_CALL_GAP_S)
+
+    def _outbox_transitions(self) -> int:
+        return sum(len(batch[0]) for batch in self.outbox)
 
     def send(self, epoch: int) -> None:
         """Ship the buffered panel transitions to the learner (or, with none, ask for newer weights),
@@ -334,15 +331,15 @@ class WorkerActing:
         if not self.obs_size:  # nothing acted on yet
             return
         if len(self.calls) >= MAX_SENDS_IN_FLIGHT:  # the learner is behind: never wait for it
-            self.dropped += self.outbox_transitions
-            self.outbox, self.outbox_transitions = [], 0
+            self.dropped += self._outbox_transitions()
+            self.outbox = []
             return
         self.last_call = time.perf_counter()
         if not self.outbox:
             self.calls.append(call(self.learner, "publish", self.version, self.obs_size))
         else:
             parts = [np.concatenate(p) for p in zip(*self.outbox)]
-            self.outbox, self.outbox_transitions = [], 0
+            self.outbox = []
             self.calls.append(call(self.learner, "observe", epoch, *parts, self.version, self.dropped))
             self.dropped = 0
         if isinstance(self.calls[-1], Done):  # answered already (a learner in this process)
