@@ -112,15 +112,16 @@ def class_selection(history: list[dict], title: str = "", class_names: list[str]
 
 
 def agent_losses(history: list[dict], title: str = ""):
-    """PPO policy and value losses per update."""
+    """PPO policy loss per update, and the value loss where a critic is the baseline (agent.baseline=critic)."""
     rows = [h for h in history if "agent_policy_loss" in h]
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     if rows:
         epochs = _epochs(rows)
         lines = ax.plot(epochs, [h["agent_policy_loss"] for h in rows], "o-", label="policy loss")
-        ax2 = ax.twinx()
-        lines += ax2.plot(epochs, [h["agent_value_loss"] for h in rows], "s--", color="C1", label="value loss")
-        ax2.set_ylabel("value loss")
+        if all("agent_value_loss" in h for h in rows):
+            ax2 = ax.twinx()
+            lines += ax2.plot(epochs, [h["agent_value_loss"] for h in rows], "s--", color="C1", label="value loss")
+            ax2.set_ylabel("value loss")
         ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper center",
                   bbox_to_anchor=(0.5, -0.18), ncol=2)
     _epoch_axis(ax, history)

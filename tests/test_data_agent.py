@@ -34,13 +34,16 @@ def features_agent(**overrides):
     return cfg, DataAgent(vars(cfg), N, seed=0)
 
 
-@pytest.mark.parametrize("gamma, lr, epochs, gap", [(0.0, 3e-3, 2, 0.3),  # v2: immediate reward
-                                                    (0.99, 3e-4, 4, 0.03)])  # the paper: GAE along visits, slower
-def test_policy_learns_from_worker_transitions(gamma, lr, epochs, gap):
+@pytest.mark.parametrize("gamma, lr, epochs, gap, baseline", [
+    (0.0, 3e-3, 2, 0.3, "self_critical"),  # v2: immediate reward, the mean action's payoff as baseline
+    (0.99, 3e-4, 4, 0.03, "critic")])  # the paper: GAE along visits with a learned critic, slower
+def test_policy_learns_from_worker_transitions(gamma, lr, epochs, gap, baseline):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, D)).astype(np.float32)
     good = x[:, 0] > 0  # high reward is identifiable from the features
-    cfg, agent = features_agent(gamma=gamma, lr=lr)
+    cfg, agent = features_agent(gamma=gamma, lr=lr, baseline=baseline)
+    agent._ensure_built(D)
+    critic_before = [p.detach().clone() for p in agent.module.critic.parameters()]
     worker = WorkerActing(cfg, agent, N)
     metrics = drive(agent, worker, x, lambda ids: np.where(good[ids], 1.0, 0.1).astype(np.float32), epochs=epochs)
     _, logits = agent.act(x)
@@ -48,8 +51,11 @@ def test_policy_learns_from_worker_transitions(gamma, lr, epochs, gap):
     assert mean[good].mean() - mean[~good].mean() > gap, "high-reward samples get higher weights"
     assert metrics["agent_weight_version"] >= 2 * epochs, "an update every update_every transitions, not per epoch"
     assert metrics["agent_weight_lag_max"] <= 1, "a worker acts at most one update behind the learner"
-    for key in ("agent_policy_loss", "agent_value_loss", "agent_entropy", "agent_kl"):
+    for key in ("agent_policy_loss", "agent_entropy", "agent_kl"):
         assert np.isfinite(metrics[key]), key
+    critic_trained = any(not torch.equal(a, b) for a, b in zip(critic_before, agent.module.critic.parameters()))
+    # The critic is trained only where it is the baseline: a self-critical one reads no values.
+    assert critic_trained == (baseline == "critic") == ("agent_value_loss" in metrics)
 
 
 def test_worker_copy_acts_like_the_learner_for_the_same_weights():

@@ -66,7 +66,10 @@ def build_learner_group(cfg: AgentConfig, obs_size: int, seed: int):
         .learners(num_learners=0, add_default_connectors_to_learner_pipeline=False)
         .training(lr=cfg.lr, clip_param=cfg.clip, gamma=cfg.gamma, lambda_=cfg.gae_lambda,
                   num_epochs=cfg.num_epochs, minibatch_size=cfg.minibatch_size, vf_loss_coeff=cfg.vf_coeff,
-                  entropy_coeff=cfg.entropy_coeff, use_kl_loss=False, vf_clip_param=float("inf"))
+                  entropy_coeff=cfg.entropy_coeff, use_kl_loss=False, vf_clip_param=float("inf"),
+                  # A self-critical baseline needs no value function: training the critic anyway was
+                  # half of each update's arithmetic, for values nothing read.
+                  use_critic=cfg.baseline == "critic")
         .rl_module(rl_module_spec=RLModuleSpec(module_class=DataAgentModule, observation_space=obs_space,
                                                action_space=act_space, model_config=module_config(cfg)))
     )
@@ -280,14 +283,15 @@ class DataAgent:
         old_dist = beta.from_logits(torch.as_tensor(batch.dist_inputs))
         self.last_update = {
             "agent_policy_loss": float(stats["policy_loss"]),
-            "agent_value_loss": float(stats["vf_loss"]),
             "agent_entropy": float(new_dist.entropy().mean()),
             "agent_kl": float(old_dist.kl(new_dist).mean()),  # KL(acting || updated) over the batch
-            "agent_vf_explained_var": float(stats["vf_explained_var"]),
             "agent_update_transitions": float(len(batch)),
             "agent_advantage_std": float(batch.advantages.std()),
             "agent_update_time_s": time.perf_counter() - start,
         }
+        if self.cfg.baseline == "critic":  # the value function is trained only where it is the baseline
+            self.last_update.update(agent_value_loss=float(stats["vf_loss"]),
+                                    agent_vf_explained_var=float(stats["vf_explained_var"]))
 
     def _regress(self, obs: np.ndarray, targets: np.ndarray, num_epochs: int) -> None:
         """learner=regression, the ablation of PPO: least squares of the policy mean on each transition's
