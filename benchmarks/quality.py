@@ -299,7 +299,7 @@ def main() -> None:
     out_dir = Path(args.out or tempfile.mkdtemp(prefix="quality_")).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     uri = args.tracking_uri or f"sqlite:///{out_dir / 'mlflow.db'}"
-    n_trials = len(args.selectors) * len(args.ratios) * len(args.seeds) + len(args.seeds)
+    n_trials = len(args.selectors) * len(args.ratios) * len(args.seeds) + (0 if args.no_full else len(args.seeds))
     start = time.perf_counter()
     if args.analyse:
         parent_id = args.analyse
