@@ -90,10 +90,10 @@ class RewardConfig:
 # "paper" is the formulation of arXiv 2603.07433 (reward a * score, features-only state, GAE along
 # each sample's visits, no warm start, plain top-k). README "The Data Agent" lists each deviation.
 AGENT_PRESETS = {
-    "v2": {"reward": "agreement", "state": "full", "payoff": "rank", "gamma": 0.0, "lr": 1e-3,
+    "v2": {"hidden": 64, "reward": "agreement", "state": "full", "payoff": "rank", "gamma": 0.0, "lr": 1e-3,
            "warm_start_passes": 64, "replay_passes": 4, "class_balanced": True,
            "max_concentration": 40.0, "baseline": "self_critical"},
-    "paper": {"reward": "score", "state": "features", "payoff": "linear", "gamma": 0.99, "lr": 3e-4,
+    "paper": {"hidden": 128, "reward": "score", "state": "features", "payoff": "linear", "gamma": 0.99, "lr": 3e-4,
               "warm_start_passes": 0, "replay_passes": 0, "class_balanced": False,
               "max_concentration": 0.0, "baseline": "critic"},
 }
@@ -104,7 +104,9 @@ class AgentConfig:
     """The Data Agent (DESIGN.md §3, §9). Keys left None take the value of `preset`."""
 
     preset: str = "v2"  # v2 | paper
-    hidden: int = 128
+    # v2: 64 (the same quality as 128 at 5 paired seeds on (a)-(c), and the actor's MLP is a quarter of a
+    # worker's time in bench_store.py: RESULTS.md); paper: 128 (DESIGN.md §3)
+    hidden: int | None = None
     lr: float | None = None  # v2: 1e-3 (3e-3 swung the policy; 3e-4 learned too slowly: RESULTS.md); paper: 3e-4
     clip: float = 0.2
     gamma: float | None = None  # v2: 0 (each visit's reward is immediate); paper: 0.99, GAE over visits

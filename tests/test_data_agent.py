@@ -309,9 +309,10 @@ def test_training_reward_and_presets():
     np.testing.assert_allclose(training_reward(np.array([0.2, 0.8]), t, "rank", None, pool), [0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(training_reward(np.zeros(2), t, "rank", None, pool), [-0.04, -0.64], atol=1e-6)
     paper = load_config(None, ["selection.selector=data_agent", "agent.preset=paper"]).agent
-    assert (paper.reward, paper.state, paper.payoff, paper.gamma, paper.warm_start_passes) == \
-        ("score", "features", "linear", 0.99, 0)
-    assert load_config(None, ["selection.selector=data_agent"]).agent.payoff == "rank"
+    assert (paper.reward, paper.state, paper.payoff, paper.gamma, paper.warm_start_passes, paper.hidden) == \
+        ("score", "features", "linear", 0.99, 0, 128)
+    v2 = load_config(None, ["selection.selector=data_agent"]).agent
+    assert (v2.payoff, v2.hidden) == ("rank", 64)
     assert load_config(None, ["agent.preset=paper", "agent.gamma=0.5"]).agent.gamma == 0.5  # explicit wins
     with pytest.raises(ConfigError, match="agent.preset"):
         load_config(None, ["agent.preset=nope"])
