@@ -19,7 +19,7 @@ run: install
 	$(BIN)/raydata-agent run $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install
 	$(BIN)/python benchmarks/bench_pool.py
