@@ -104,8 +104,8 @@ class AgentConfig:
     """The Data Agent (DESIGN.md §3, §9). Keys left None take the value of `preset`."""
 
     preset: str = "v2"  # v2 | paper
-    # v2: 64 (the same quality as 128 at 5 paired seeds on (a)-(c), and the actor's MLP is a quarter of a
-    # worker's time in bench_store.py: RESULTS.md); paper: 128 (DESIGN.md §3)
+    # v2: 64 (the same quality as 128 at 5 paired seeds on (a)-(c); at 128 the actor's MLP was a third of
+    # a worker's time in bench_store.py: RESULTS.md); paper: 128 (DESIGN.md §3)
     hidden: int | None = None
     lr: float | None = None  # v2: 1e-3 (3e-3 swung the policy; 3e-4 learned too slowly: RESULTS.md); paper: 3e-4
     clip: float = 0.2
