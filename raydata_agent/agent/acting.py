@@ -7,10 +7,11 @@ transitions. Weights come back on the same round trip, as an EnvRunner's are syn
 training step: every `send_every` batches, once it holds half an update of transitions or 0.5 s has
 passed, the worker makes one call to the learner (`observe` with its panel transitions, or `publish`
 when it has none), whose answer carries the newest weights if they are newer than the worker's.
-Answers are collected without blocking (`ray.wait(timeout=0)`), so a worker acts with the newest weights it has and never waits for a PPO update. No Ray call is made
-per batch (measured: a per-batch poll cost ~15% of the worker's time in bench_store.py). No feature
-matrix crosses the network or is kept per sample: the store gets each sample's action (its
-selection weight) and reward target.
+Answers are collected without blocking (`ray.wait(timeout=0)`), so a worker acts with the newest
+weights it has and never waits for a PPO update. No Ray call is made per batch (measured: a
+per-batch poll cost ~15% of the worker's time in bench_store.py). No feature matrix crosses the
+network or is kept per sample: the store gets each sample's action (its selection weight) and
+reward target.
 """
 from __future__ import annotations
 
