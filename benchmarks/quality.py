@@ -5,8 +5,9 @@ full-data run per seed) runs as one sweep, 2 trials at a time on 2 CPUs, every t
 MLflow parent run. This script only writes the sweep and reads its trials back:
 - a Table-1-shaped table (rows = selectors, columns = ratios): final val metric mean +- std over seeds,
   and the *realised* cost fraction of each cell (sample passes / full-data passes, whole run);
-- paired differences against greedy, random_dynamic and infobatch at the same ratio: mean over seeds of
-  (selector - baseline) with a 95% t-interval (paired: same seed = same init, data order and data set);
+- paired differences against greedy, random_dynamic and infobatch at the same ratio (or the selectors
+  of --against): mean over seeds of (selector - baseline) with a 95% t-interval (paired: same seed =
+  same init, data order and data set);
 - for data sets with ground truth ((b) digits with label noise, (c) mixture): the share of the flipped,
   duplicate and hard samples each selector trained on (mean over selection epochs; random gives ratio);
 - an accuracy-against-realised-cost plot; all of it logged on the sweep's parent run (quality/), and JSON.
@@ -21,6 +22,7 @@ so each cell's realised cost is the same across selectors; the table prints it s
     .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
     .venv/bin/python benchmarks/quality.py --merge a_seeds012.json a_seeds34.json --json a.json   # pool earlier runs
     .venv/bin/python benchmarks/quality.py --merge a.json a_inv.json:random_dynamic=random_dynamic/inv  # a variant beside
+    .venv/bin/python benchmarks/quality.py --merge b.json b_v.json:data_agent=data_agent/v --against data_agent  # ablation
 
 Data sets: a = shapes (2000 train / 2000 val: one seed's SE at 95% is 0.49 pt); b = scikit-learn digits
 with data.label_noise=0.3 (1437 / 360: digits has no more images, so one seed's SE is ~1.2 pt; the
@@ -135,7 +137,8 @@ def t_interval(diffs: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def analyse(rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
+def analyse(rows: list[dict], against=BASELINES) -> tuple[list[dict], list[dict], dict]:
+    """Cells, paired differences of every selector against each of `against`, and full data's convergence."""
     cells, paired = [], []
     keys = sorted({(r["selector"], r["ratio"]) for r in rows})
     by_cell = {k: {r["seed"]: r for r in rows if (r["selector"], r["ratio"]) == k} for k in keys}
@@ -149,7 +152,7 @@ def analyse(rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
                       "selection_cost_fraction": float(np.mean([r["selection_cost_fraction"] for r in seeds.values()])),
                       "trained": trained, "per_seed": {s: r["metric"] for s, r in sorted(seeds.items())}})
     for (selector, ratio), seeds in by_cell.items():
-        for base in BASELINES:
+        for base in against:
             ref = by_cell.get((base, ratio))
             if selector == base or ref is None or selector == "full":
                 continue
@@ -164,11 +167,12 @@ def analyse(rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
     return cells, paired, convergence
 
 
-def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
+def tables(cells: list[dict], paired: list[dict], ratios: list[float], against=BASELINES) -> str:
     pct = lambda x: f"{100 * x:5.1f}"  # noqa: E731
     cell = {(c["selector"], c["ratio"]): c for c in cells}
     selectors = sorted({c["selector"] for c in cells if c["selector"] != "full"})
     w = max([15, *map(len, selectors)])  # the name column fits merged variants' names
+    v = max([15, *map(len, against)])
     out = ["Final val metric (%), mean +- std over seeds  [realised cost fraction]",
            f"{'selector':{w}s}" + "".join(f"{'ratio ' + str(r):>24s}" for r in ratios) + f"{'full':>24s}"]
     full = cell.get(("full", 1.0))
@@ -189,10 +193,10 @@ def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
                if any(abs(c["selection_cost_fraction"] - c["ratio"]) > 0.005 for c in cells if c["selector"] != "full")
                else f"(seeds per cell: {', '.join(map(str, ns))}; every selector kept exactly its ratio in selection epochs)")
     out += ["", "Paired difference (pt) vs baseline at the same ratio: mean [95% t-interval over seeds]",
-            f"{'selector':{w}s} {'vs':15s}" + "".join(f"{'ratio ' + str(r):>22s}" for r in ratios)]
+            f"{'selector':{w}s} {'vs':{v}s}" + "".join(f"{'ratio ' + str(r):>22s}" for r in ratios)]
     pair = {(p["selector"], p["baseline"], p["ratio"]): p for p in paired}
     for s in selectors:
-        for b in BASELINES:
+        for b in against:
             if s == b:
                 continue
             parts = []
@@ -201,7 +205,7 @@ def tables(cells: list[dict], paired: list[dict], ratios: list[float]) -> str:
                 parts.append(f"{100 * p['diff_mean']:+5.1f} [{100 * p['ci_low']:+5.1f},{100 * p['ci_high']:+5.1f}]"
                              if p else "-")
             if any(x != "-" for x in parts):
-                out.append(f"{s:{w}s} {b:15s}" + "".join(f"{x:>22s}" for x in parts))
+                out.append(f"{s:{w}s} {b:{v}s}" + "".join(f"{x:>22s}" for x in parts))
     truth = sorted({t for c in cells for t in c["trained"]})
     if truth:
         out += ["", "Share of each ground-truth group trained on per selection epoch (random: = ratio)",
@@ -250,10 +254,11 @@ def merge(args) -> None:
             rows.append(row)
         sources.append({"json": name, "renamed": rename, "command": result.get("command"), "date": result.get("date"),
                         "parent_run_id": result.get("parent_run_id")})
-    cells, paired, convergence = analyse(rows)
+    against = getattr(args, "against", BASELINES)
+    cells, paired, convergence = analyse(rows, against)
     ratios = sorted({r["ratio"] for r in rows if r["selector"] != "full"})
     seeds = sorted({r["seed"] for r in rows})
-    text = tables(cells, paired, ratios)
+    text = tables(cells, paired, ratios, against)
     print(f"quality: {len(rows)} trials pooled from {len(sources)} runs, seeds {seeds}\n{text}")
     if args.json:
         Path(args.json).write_text(json.dumps({"merged_from": sources, "seeds": seeds, "ratios": ratios,
@@ -285,6 +290,9 @@ def main() -> None:
                              "table, e.g. seeds or ratios added later with the same code. JSON:OLD=NEW,... "
                              "renames that file's selectors, e.g. to set a variant run with other overrides "
                              "beside the default (c.json:random_dynamic=random_dynamic/inv)")
+    parser.add_argument("--against", nargs="+", metavar="SELECTOR", default=list(BASELINES),
+                        help="the selectors every other is paired against (default: the three baselines). "
+                             "An ablation: --merge default.json variant.json:data_agent=data_agent/v --against data_agent")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value for every trial")
     args = parser.parse_args()
     args.selectors = [s for s in args.selectors if s != "full"]  # full data is the sweep's baseline run
@@ -312,8 +320,8 @@ def main() -> None:
     wall = time.perf_counter() - start
 
     rows = collect(uri, parent_id)
-    cells, paired, convergence = analyse(rows)
-    text = tables(cells, paired, args.ratios)
+    cells, paired, convergence = analyse(rows, args.against)
+    text = tables(cells, paired, args.ratios, args.against)
     title = f"quality: {args.task} data {args.data}, {len(args.seeds)} seeds"
     print(f"\n{title}  ({len(rows)}/{n_trials} trials finished, {wall / 60:.1f} min)\n{text}")
     print("full data, val metric of the last 3 epochs per seed (convergence): "

@@ -60,6 +60,17 @@ def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsy
     merged = json.loads(out.read_text())
     assert {c["selector"] for c in merged["cells"]} == {"data_agent", "greedy", "data_agent/v", "greedy/v"}
     assert any(p["selector"] == "data_agent/v" and p["baseline"] == "greedy" and p["n"] == 2 for p in merged["paired"])
+    # an ablation: variants paired against the default agent rather than the baselines
+    (tmp_path / "variant.json").write_text(json.dumps({"rows": [row("data_agent", 0.5, s, 0.90) for s in (3, 4)]}))
+    quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json"),
+                                            f"{tmp_path / 'variant.json'}:data_agent=data_agent/v"],
+                                     json=str(out), against=["data_agent"]))
+    merged = json.loads(out.read_text())
+    assert {(p["selector"], p["baseline"]) for p in merged["paired"]} == {("data_agent/v", "data_agent"),
+                                                                          ("greedy", "data_agent")}
+    pair = next(p for p in merged["paired"] if p["selector"] == "data_agent/v")
+    assert pair["n"] == 2 and pair["diff_mean"] == pytest.approx(-0.05)
+    assert "data_agent/v" in capsys.readouterr().out
     (tmp_path / "old.json").write_text(json.dumps({"parent_run_id": "abc", "tracking_uri": "sqlite:///x"}))
     with pytest.raises(SystemExit, match="no 'rows'.*--analyse abc"):
         quality.merge(argparse.Namespace(merge=[str(tmp_path / "old.json")], json=None))
