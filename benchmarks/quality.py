@@ -234,11 +234,11 @@ def plot(cells: list[dict], title: str):
     return fig
 
 
-def merge(args) -> None:
+def merge(specs: list[str], json_path: str | None, against=BASELINES) -> None:
     """Pool the trials of earlier runs' JSON files (their `rows`) and report them as one table.
     A trial (selector, ratio, seed) found in two files is an error: which one counts is not ours to pick."""
     rows, sources, seen = [], [], {}
-    for spec in args.merge:
+    for spec in specs:
         name, _, renames = spec.partition(":")
         rename = dict(pair.split("=", 1) for pair in renames.split(",") if pair)
         result = json.loads(Path(name).read_text())
@@ -254,18 +254,17 @@ def merge(args) -> None:
             rows.append(row)
         sources.append({"json": name, "renamed": rename, "command": result.get("command"), "date": result.get("date"),
                         "parent_run_id": result.get("parent_run_id")})
-    against = getattr(args, "against", BASELINES)
     cells, paired, convergence = analyse(rows, against)
     ratios = sorted({r["ratio"] for r in rows if r["selector"] != "full"})
     seeds = sorted({r["seed"] for r in rows})
     text = tables(cells, paired, ratios, against)
     print(f"quality: {len(rows)} trials pooled from {len(sources)} runs, seeds {seeds}\n{text}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"merged_from": sources, "seeds": seeds, "ratios": ratios,
+    if json_path:
+        Path(json_path).write_text(json.dumps({"merged_from": sources, "seeds": seeds, "ratios": ratios,
                                                "command": " ".join(sys.argv), "trials_finished": len(rows),
                                                "cells": cells, "paired": paired, "full_convergence": convergence,
                                                "rows": rows}, indent=1))
-        print(f"[quality] JSON: {args.json}")
+        print(f"[quality] JSON: {json_path}")
 
 
 def main() -> None:
@@ -297,7 +296,7 @@ def main() -> None:
     args = parser.parse_args()
     args.selectors = [s for s in args.selectors if s != "full"]  # full data is the sweep's baseline run
     if args.merge:
-        merge(args)
+        merge(args.merge, args.json, args.against)
         return
 
     import ray

@@ -37,7 +37,6 @@ def test_paired_interval_table_and_ground_truth_shares():
 
 
 def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsys):
-    import argparse
     import json
 
     first = [row("data_agent", 0.5, s, 0.93 + s / 100) for s in range(3)] + [row("greedy", 0.5, s, 0.9) for s in range(3)]
@@ -45,26 +44,23 @@ def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsy
     for name, rows in (("first", first), ("later", later)):
         (tmp_path / f"{name}.json").write_text(json.dumps({"command": name, "rows": rows}))
     out = tmp_path / "merged.json"
-    quality.merge(argparse.Namespace(merge=[str(tmp_path / "first.json"), str(tmp_path / "later.json")],
-                                     json=str(out)))
+    quality.merge([str(tmp_path / "first.json"), str(tmp_path / "later.json")], str(out))
     merged = json.loads(out.read_text())
     pair = next(p for p in merged["paired"] if p["selector"] == "data_agent" and p["baseline"] == "greedy")
     assert pair["n"] == 5 and merged["seeds"] == [0, 1, 2, 3, 4]
     assert pair["diff_mean"] == pytest.approx(np.mean([0.03, 0.04, 0.05, 0.05, 0.05]))
     with pytest.raises(SystemExit, match=r"\('data_agent', 0.5, 3\) is also in"):
-        quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json")] * 2, json=None))
+        quality.merge([str(tmp_path / "later.json")] * 2, None)
     # a variant run with other overrides sits beside the default under its own name
-    quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json"),
-                                            f"{tmp_path / 'later.json'}:data_agent=data_agent/v,greedy=greedy/v"],
-                                     json=str(out)))
+    quality.merge([str(tmp_path / "later.json"),
+                   f"{tmp_path / 'later.json'}:data_agent=data_agent/v,greedy=greedy/v"], str(out))
     merged = json.loads(out.read_text())
     assert {c["selector"] for c in merged["cells"]} == {"data_agent", "greedy", "data_agent/v", "greedy/v"}
     assert any(p["selector"] == "data_agent/v" and p["baseline"] == "greedy" and p["n"] == 2 for p in merged["paired"])
     # an ablation: variants paired against the default agent rather than the baselines
     (tmp_path / "variant.json").write_text(json.dumps({"rows": [row("data_agent", 0.5, s, 0.90) for s in (3, 4)]}))
-    quality.merge(argparse.Namespace(merge=[str(tmp_path / "later.json"),
-                                            f"{tmp_path / 'variant.json'}:data_agent=data_agent/v"],
-                                     json=str(out), against=["data_agent"]))
+    quality.merge([str(tmp_path / "later.json"), f"{tmp_path / 'variant.json'}:data_agent=data_agent/v"],
+                  str(out), against=["data_agent"])
     merged = json.loads(out.read_text())
     assert {(p["selector"], p["baseline"]) for p in merged["paired"]} == {("data_agent/v", "data_agent"),
                                                                           ("greedy", "data_agent")}
@@ -73,4 +69,4 @@ def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsy
     assert "data_agent/v" in capsys.readouterr().out
     (tmp_path / "old.json").write_text(json.dumps({"parent_run_id": "abc", "tracking_uri": "sqlite:///x"}))
     with pytest.raises(SystemExit, match="no 'rows'.*--analyse abc"):
-        quality.merge(argparse.Namespace(merge=[str(tmp_path / "old.json")], json=None))
+        quality.merge([str(tmp_path / "old.json")], None)
