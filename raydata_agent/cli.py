@@ -78,7 +78,8 @@ def _report(args) -> int:
         print(f"report: {err.args[0]}", file=sys.stderr)
         return 2
     print(text)
-    print(f"\nplot: {path}")
+    print(f"\nplot: {path}" if path else "\nplot: not written (the experiment's artifacts are not on this machine): "
+          "pass --out PATH")
     return 0
 
 
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p_report = sub.add_parser("report", help="compare the runs of an MLflow experiment: table and plot")
     p_report.add_argument("experiment")
     p_report.add_argument("--tracking-uri", help="default: sqlite:///$PWD/mlflow.db")
-    p_report.add_argument("--out", help="plot path (default: report_<experiment>.png)")
+    p_report.add_argument("--out", help="plot path (default: report_<experiment>.png in the experiment's "
+                                        "artifact folder, e.g. mlruns/<experiment>/ beside mlflow.db)")
     p_folder = sub.add_parser("make-imagefolder", help="write a generated imagefolder set of JPEG files "
                                                        "(the shapes classes) for data.name=imagefolder")
     p_folder.add_argument("path", help="root folder: PATH/{train,val}/<class>/<image>.jpg")

@@ -10,9 +10,19 @@ A sweep file is a run config plus a `sweep:` section:
         train.seed: [0]
       full_baseline: true                # plus one selector=full run per seed, the reference line
       metric: val_metric                 # what ASHA and the summary rank by (higher is better)
-      asha: false                        # early-stop weak trials on `metric`, per epoch
-      grace_period: 2                    # ASHA: epochs before a trial can be stopped
+      asha: false                        # early-stop weak trials on `metric`, at equal compute
+      grace_period: null                 # ASHA: compute (full-data epochs) before a trial can be stopped;
+                                         # null: half of train.epochs
       max_concurrent_trials: null        # null: as many as the cluster's CPUs/GPUs fit
+
+`sweep.KEY=VALUE` on the command line overrides the file's `sweep:` section like any other key;
+`sweep.grid.SECTION.KEY=[...]` sets one axis of the grid.
+
+ASHA measures a trial's progress in compute, `cumulative_cost_epochs` (sample passes / pool size),
+not in epochs: a selector at ratio 0.3 has trained on a third of the data by epoch 2, so ranking it
+there against full data ranks its ratio, not its choices. The full-data reference is never stopped.
+A trial that ends before its last epoch is tagged raydata_agent.stopped and listed apart by the
+summary: never ranked, never best, never on the Pareto front (report.py).
 
 MLflow: one parent run per sweep (tagged raydata_agent.sweep) with each trial nested under it
 (mlflow.parentRunId), in the config's experiment. At the end the parent gets the summary: a table
@@ -25,13 +35,14 @@ from __future__ import annotations
 import itertools
 import math
 import tempfile
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from raydata_agent.config import Config, ConfigError, apply_overrides, load_config
+from raydata_agent.config import Config, ConfigError, _coerce, apply_overrides, did_you_mean, load_config
 
 
 @dataclass
@@ -40,8 +51,11 @@ class SweepConfig:
     full_baseline: bool = True
     metric: str = "val_metric"
     asha: bool = False
-    grace_period: int = 2
+    grace_period: float | None = None  # ASHA: full-data epochs of compute before a stop; None: train.epochs / 2
     max_concurrent_trials: int | None = None
+
+# ASHA's clock: compute spent, in full-data epochs (the score store's per-epoch row)
+ASHA_TIME_ATTR = "cumulative_cost_epochs"
 
 
 def load_sweep(path: str | None, overrides: list[str]) -> tuple[dict, SweepConfig]:
@@ -51,13 +65,26 @@ def load_sweep(path: str | None, overrides: list[str]) -> tuple[dict, SweepConfi
         if not Path(path).is_file():
             raise ConfigError(f"sweep file {path!r} does not exist")
         raw = yaml.safe_load(Path(path).read_text()) or {}
-    spec = raw.pop("sweep", None) or {}
-    allowed = {f.name for f in fields(SweepConfig)}
-    for key in spec:
-        if key not in allowed:
-            raise ConfigError(f"unknown sweep key sweep.{key}; allowed: {', '.join(sorted(allowed))}")
-    sweep = SweepConfig(**spec)
-    raw = apply_overrides(raw, overrides)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"sweep file {path!r} must hold a mapping of sections (sweep, task, data, ...)")
+    sections = ["sweep", *(f.name for f in fields(Config))]
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
+    for section in [*raw, *(k.split(".", 1)[0] for k in keys if "." in k)]:
+        if section not in sections:
+            raise ConfigError(f"unknown config section {section!r}{did_you_mean(section, sections)}; "
+                              f"allowed: {', '.join(sections)}")
+    spec = dict(raw.pop("sweep", None) or {})
+    for item, key in zip(overrides, keys):  # sweep.asha=true, or one grid axis: sweep.grid.train.seed=[0,1]
+        if key.startswith("sweep."):
+            text = item.split("=", 1)[1]
+            value = yaml.safe_load(text) if text != "" else None
+            name = key.split(".", 1)[1]
+            if name.startswith("grid.") and isinstance(spec.get("grid", {}), dict):
+                spec["grid"] = {**spec.get("grid", {}), name.split(".", 1)[1]: value}
+            else:
+                spec[name] = value
+    sweep = sweep_config(spec)
+    raw = apply_overrides(raw, [o for o, k in zip(overrides, keys) if not k.startswith("sweep.")])
     flat_keys = set(Config().flat())
     for key, values in sweep.grid.items():
         if key not in flat_keys:
@@ -67,6 +94,28 @@ def load_sweep(path: str | None, overrides: list[str]) -> tuple[dict, SweepConfi
     for trial in trials(sweep):
         load_config_from(raw, trial)  # a bad combination fails now, not an hour into the sweep
     return raw, sweep
+
+
+def sweep_config(spec: dict) -> SweepConfig:
+    """The `sweep:` section, checked like the run config: unknown keys and wrong types named."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"the sweep section must be a mapping of its keys, got {type(spec).__name__} {spec!r}")
+    hints = typing.get_type_hints(SweepConfig)
+    values = {}
+    for key, value in spec.items():
+        if key not in hints:
+            raise ConfigError(f"unknown sweep key sweep.{key}{did_you_mean(key, hints, prefix='sweep.')}; "
+                              f"allowed: {', '.join(hints)}")
+        if key == "grid":
+            if not isinstance(value, dict):
+                raise ConfigError(f"sweep.grid must map config keys to value lists, got {value!r}")
+            values[key] = value
+        else:
+            values[key] = _coerce(f"sweep.{key}", value, hints[key])
+    sweep = SweepConfig(**values)
+    if sweep.grace_period is not None and sweep.grace_period <= 0:
+        raise ConfigError(f"sweep.grace_period={sweep.grace_period!r} must be > 0 (full-data epochs of compute)")
+    return sweep
 
 
 def trials(sweep: SweepConfig) -> list[list[str]]:
@@ -149,12 +198,7 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
                            {"sweep.grid": yaml.safe_dump(sweep.grid), "sweep.trials": len(grid),
                             "sweep.asha": sweep.asha, "sweep.metric": sweep.metric, **base.run_params()},
                            tags={report.SWEEP_TAG: "parent", **source})
-    scheduler = None
-    if sweep.asha:
-        # max_t one past the last epoch: ASHA stops every trial that reaches max_t, and a trial stopped
-        # after its last report would be killed before it logs its plots and closes its MLflow run.
-        scheduler = tune.schedulers.ASHAScheduler(metric=sweep.metric, mode="max", max_t=base.train.epochs + 1,
-                                                  grace_period=sweep.grace_period, time_attr="training_iteration")
+    scheduler = asha_scheduler(sweep, base.train.epochs) if sweep.asha else None
     concurrency = concurrent_trials(base, sweep.max_concurrent_trials)
     print(f"[raydata-agent] sweep: {len(grid)} trials, {concurrency} at a time; MLflow parent run {parent.run_id}",
           flush=True)
@@ -192,30 +236,62 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
     return parent.run_id, summary
 
 
+def asha_scheduler(sweep: SweepConfig, epochs: int):
+    """ASHA on `metric` against compute spent (ASHA_TIME_ATTR), so each trial is judged after the same
+    number of sample passes whatever its ratio; it never stops the full-data reference."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class ReferenceKeepingASHA(ASHAScheduler):
+        def on_trial_result(self, tune_controller, trial, result):
+            if is_reference(trial.config):
+                return TrialScheduler.CONTINUE  # and it sets no rung's bar
+            return super().on_trial_result(tune_controller, trial, result)
+
+        def on_trial_complete(self, tune_controller, trial, result):
+            if not is_reference(trial.config):
+                super().on_trial_complete(tune_controller, trial, result)
+
+    # max_t one past the most compute a trial can spend: ASHA stops every trial that reaches max_t, and a
+    # trial stopped after its last report would be killed before it logs its plots and closes its MLflow run.
+    return ReferenceKeepingASHA(metric=sweep.metric, mode="max", time_attr=ASHA_TIME_ATTR, max_t=epochs + 1,
+                                grace_period=sweep.grace_period or epochs / 2)
+
+
+def is_reference(trial_config: dict) -> bool:
+    return "selection.selector=full" in trial_config.get("overrides", [])
+
+
 def log_summary(parent, rows, metric: str) -> None:
     """The sweep's result on the parent run itself, so the runs table and its charts show it folded:
-    the best trial's metric and cost, the full-data reference, and the Pareto front as a series
-    (step i = the i-th cheapest point of the front)."""
+    the best finished trial's metric and cost, the full-data reference, and the Pareto front as a series
+    (step i = the i-th cheapest point of the front). Stopped trials are only counted."""
     from raydata_agent import report
 
-    best = rows[0]  # collect() sorts best metric first, cheaper first on ties
-    front = sorted((r for r in rows if r.run_id in report.pareto(rows)), key=lambda r: r.cost)
-    full = [r.metric for r in rows if r.selector == "full"]
-    parent.log_metrics({f"best_{metric}": best.metric, "best_cost_fraction": best.cost,
-                        "trials_finished": len(rows), "pareto_points": len(front),
+    done = report.finished(rows)  # collect() sorts them best metric first, cheaper first on ties
+    front = sorted((r for r in done if r.run_id in report.pareto(rows)), key=lambda r: r.cost)
+    full = [r.metric for r in done if r.selector == "full"]
+    parent.log_metrics({"trials_finished": len(done), "trials_stopped": len(rows) - len(done),
+                        "pareto_points": len(front),
+                        **({f"best_{metric}": done[0].metric, "best_cost_fraction": done[0].cost} if done else {}),
                         **({f"full_{metric}": sum(full) / len(full)} if full else {})}, step=0)
     for i, r in enumerate(front):
         parent.log_metrics({f"pareto_{metric}": r.metric, "pareto_cost_fraction": r.cost}, step=i)
-    parent.set_tag("best_trial", f"{best.name} ({best.run_id})")
+    if done:
+        parent.set_tag("best_trial", f"{done[0].name} ({done[0].run_id})")
     parent.set_tag("pareto_front", "; ".join(f"{r.name}: {r.metric:.4f} at cost {r.cost:.3f}" for r in front))
 
 
 def close_stopped_trials(parent, sweep: SweepConfig) -> None:
-    """A trial that ASHA stops (or that dies) never closes its MLflow run: end it as KILLED, tagged,
-    so the table does not show it running for ever. Its metrics up to the stop stay."""
+    """A trial that ASHA stops (or that dies) never closes its MLflow run: end it as KILLED, so the table
+    does not show it running for ever. Every trial that ended before its last epoch is tagged
+    raydata_agent.stopped (why) for the MLflow UI; its metrics up to the stop stay."""
+    from raydata_agent.report import STOPPED_TAG
+
     children = parent.client.search_runs([parent.experiment_id], max_results=5000,
-                                         filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}' "
-                                                       "and attributes.status = 'RUNNING'")
+                                         filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")
     for run in children:
-        parent.client.set_tag(run.info.run_id, "raydata_agent.stopped", "ASHA" if sweep.asha else "trial ended")
-        parent.client.set_terminated(run.info.run_id, "KILLED")
+        running = run.info.status == "RUNNING"
+        if running or run.data.metrics.get("epoch", 0) < int(run.data.params.get("train.epochs", 0)):
+            parent.client.set_tag(run.info.run_id, STOPPED_TAG, "ASHA" if sweep.asha else "trial ended")
+        if running:
+            parent.client.set_terminated(run.info.run_id, "KILLED")
