@@ -81,7 +81,8 @@ def table(rows: list[RunRow]) -> str:
 
 def csv(rows: list[RunRow]) -> str:
     front = pareto(rows)
-    out = ["run_id,name,selector,reward,ratio,seed,epochs,planned_epochs,stopped_early,metric,cost_fraction,pareto,status"]
+    out = ["run_id,name,selector,reward,ratio,seed,epochs,planned_epochs,stopped_early,metric,cost_fraction,"
+           "pareto,status"]
     out += [f"{r.run_id},{r.name},{r.selector},{r.reward},{r.ratio},{r.seed},{r.epochs},{r.planned_epochs},"
             f"{int(r.stopped)},{r.metric},{r.cost},{int(r.run_id in front)},{r.status}" for r in rows]
     return "\n".join(out) + "\n"
