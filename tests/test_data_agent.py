@@ -208,7 +208,6 @@ def test_learner_figures_reach_every_epoch_row_after_the_first(ray_cluster, tmp_
     _, store = run_simulation("data_agent", tmp_path, epochs=3, agent_actor=True)
     ray.kill(store.selector.agent)
     assert ["agent_policy_loss" in h for h in store.history] == [False, True, True]
-    assert sum(h.get("agent_transitions", 0) for h in store.history) >= 1500 + 2 * 750  # no answer dropped
 
 
 def test_regression_ablation_learns_the_rank_target(tmp_path):
