@@ -2,7 +2,7 @@
 
 Run: python examples/mmseg_upernet.py [--epochs 3] [--images 24]
 A small UperNet (ResNet-18, random init) trains on a generated segmentation set with mmengine's own
-Runner; each epoch trains on the images the selector keeps.
+Runner; each epoch trains on the images the selector keeps, and mmseg's validation mIoU is the run's val_metric.
 """
 import argparse
 from pathlib import Path
@@ -21,6 +21,12 @@ def build_config(data_root: str, work_dir: str, epochs: int, tracking_uri: str |
     model["data_preprocessor"] = dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53],
                                       std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(32, 32))
     pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackSegInputs")]
+
+    def dataset(split: str) -> dict:
+        return dict(type="BaseSegDataset", data_root=data_root, metainfo=dict(classes=CLASSES),
+                    data_prefix=dict(img_path=f"images/{split}", seg_map_path=f"annotations/{split}"),
+                    img_suffix=".jpg", seg_map_suffix=".png", reduce_zero_label=True, pipeline=pipeline)
+
     return Config(dict(
         default_scope="mmseg",
         custom_imports=dict(imports=["raydata_agent.integrations.mmengine"]),  # + selection (config files)
@@ -28,15 +34,17 @@ def build_config(data_root: str, work_dir: str, epochs: int, tracking_uri: str |
         work_dir=work_dir,
         train_dataloader=dict(
             batch_size=4, num_workers=0,
-            dataset=dict(type="BaseSegDataset", data_root=data_root, metainfo=dict(classes=CLASSES),
-                         data_prefix=dict(img_path="images/training", seg_map_path="annotations/training"),
-                         img_suffix=".jpg", seg_map_suffix=".png", reduce_zero_label=True, pipeline=pipeline),
+            dataset=dataset("training"),
             sampler=dict(type="SelectionSampler", shuffle=True)),  # + selection
-        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=epochs),
+        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=1),
+        val_dataloader=dict(batch_size=4, num_workers=0, dataset=dataset("validation"),
+                            sampler=dict(type="DefaultSampler", shuffle=False)),
+        val_evaluator=dict(type="IoUMetric", iou_metrics=["mIoU"]),
+        val_cfg=dict(type="ValLoop"),
         optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=5e-4)),
         default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=epochs),
                            logger=dict(type="LoggerHook", interval=5)),
-        custom_hooks=[dict(type="SelectionHook", selector="infobatch", ratio=0.5,  # + selection
+        custom_hooks=[dict(type="SelectionHook", selector="infobatch", ratio=0.5, val_metric="mIoU",  # + selection
                            tracking_uri=tracking_uri, storage_path=str(Path(work_dir) / "runs"),
                            config={"selection.delta": 0.75})],
         launcher="none",

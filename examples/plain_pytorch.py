@@ -24,6 +24,8 @@ def main(argv=None):
 
     images, labels = make_shapes(args.samples, size=32, seed=0)
     train_set = TensorDataset(torch.from_numpy(images).float() / 255, torch.from_numpy(labels))
+    val_images, val_labels = make_shapes(200, size=32, seed=1)
+    val_x, val_y = torch.from_numpy(val_images).float() / 255, torch.from_numpy(val_labels)
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
                           nn.Flatten(), nn.Linear(16 * 8 * 8, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -41,6 +43,9 @@ def main(argv=None):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        with torch.no_grad():
+            accuracy = (model(val_x).argmax(1) == val_y).float().mean().item()
+        session.end_epoch(val_metric=accuracy)  # + selection: closes the epoch; metric_vs_cost.png plots it
     session.close()  # + selection: closes the last epoch, logs the plots, ends the MLflow run
     return session
 

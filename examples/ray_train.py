@@ -36,6 +36,8 @@ def train_loop_per_worker(config: dict) -> None:
     session = config["session"]  # + selection: a copy of the driver's session on every worker
     model = ray.train.torch.prepare_model(make_model())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    val_images, val_labels = make_shapes(200, size=32, seed=1)
+    val_x, val_y = torch.from_numpy(val_images).float() / 255, torch.from_numpy(val_labels)
     if config["feed"] == "sampler":
         images, labels = make_shapes(config["samples"], size=32, seed=0)
         train_set = TensorDataset(torch.from_numpy(images).float() / 255, torch.from_numpy(labels))
@@ -53,6 +55,9 @@ def train_loop_per_worker(config: dict) -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        with torch.no_grad():
+            accuracy = (model(val_x).argmax(1) == val_y).float().mean().item()
+        session.end_epoch(val_metric=accuracy)  # + selection: every worker closes the epoch, rank 0's is logged
         ray.train.report({"epoch": epoch, "train_loss": session.train_loss})
     session.close()  # + selection: every worker closes the last epoch
 

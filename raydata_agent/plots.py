@@ -31,18 +31,25 @@ def _titled(fig, title: str, what: str):
 
 def metric_vs_cost(history: list[dict], title: str = "", metric: str = "val_metric"):
     """Validation metric against cumulative cost in full-data epochs: the trade-off users buy. Each
-    point is labelled with its epoch; full-data training would sit at x = epoch."""
+    point is labelled with its epoch; full-data training would sit at x = epoch. Epochs without the
+    metric (not validated) are left out; `has_metric` says whether there is anything to plot."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    cost = [h["cumulative_cost_epochs"] for h in history]
-    values = [h.get(metric, np.nan) for h in history]
+    rows = [h for h in history if has_metric(h, metric)]
+    cost = [h["cumulative_cost_epochs"] for h in rows]
+    values = [h[metric] for h in rows]
     ax.plot(cost, values, "o-")
-    for x, y, epoch in zip(cost, values, _epochs(history)):
+    for x, y, epoch in zip(cost, values, _epochs(rows)):
         ax.annotate(str(epoch), (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     ax.set_xlabel("cumulative cost (full-data epochs of forward-backward passes)")
     ax.set_ylabel(metric)
     ax.set_xlim(0, max(max(cost, default=1), 1) * 1.05)
     ax.grid(alpha=0.3)
     return _titled(fig, title, f"{metric} against cost (labels: epoch)")
+
+
+def has_metric(row: dict, metric: str = "val_metric") -> bool:
+    """Whether an epoch's row carries a finite value of `metric` (e.g. end_epoch(val_metric=...))."""
+    return np.isfinite(row.get(metric, np.nan))
 
 
 def weight_histograms(history: list[dict], title: str = ""):

@@ -91,7 +91,8 @@ def _store_on_this_node(run_id: str):
 def log_plots(tracker: Tracker, history: list[dict], title: str = "", class_names: list[str] | None = None) -> None:
     if not history:
         return
-    tracker.log_figure(plots.metric_vs_cost(history, title), "metric_vs_cost.png")
+    if any(plots.has_metric(h) for h in history):  # no val_metric logged: no empty frame either
+        tracker.log_figure(plots.metric_vs_cost(history, title), "metric_vs_cost.png")
     tracker.log_figure(plots.weight_histograms(history, title), "weights.png")
     tracker.log_figure(plots.adaptive_weight(history, title), "adaptive_weight.png")
     tracker.log_figure(plots.class_selection(history, title, class_names), "class_selection.png")

@@ -13,6 +13,7 @@ ultralytics / mmengine integrations all run through the same calls.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ class SelectionSession:
         self._last_send = time.perf_counter()
         self._last_epoch = -1
         self._epoch_start = 0.0
-        self._loss_sum, self._steps, self._passes = 0.0, 0, 0
+        self._loss_sum, self._weighted_loss_sum, self._steps, self._passes = 0.0, 0.0, 0, 0
         self._planned_total = 0
         self.timings = {"signals_s": 0.0, "act_s": 0.0, "send_s": 0.0, "flush_s": 0.0}
 
@@ -160,7 +161,7 @@ class SelectionSession:
         self.epoch, self._last_epoch = epoch, epoch
         self._planned_total = len(selection.ids)
         self._epoch_start = time.perf_counter()
-        self._loss_sum, self._steps, self._passes = 0.0, 0, 0
+        self._loss_sum, self._weighted_loss_sum, self._steps, self._passes = 0.0, 0.0, 0, 0
         # Seconds this process spent in the session this epoch, logged with the epoch (benchmarks/overhead.py).
         self.timings = {"signals_s": 0.0, "act_s": 0.0, "send_s": 0.0, "flush_s": 0.0}
         return self.ids, self.weights
@@ -269,7 +270,9 @@ class SelectionSession:
         self._send(np_ids, sig, change, acted)
         self.timings["act_s"] += acted_at - sent
         self.timings["send_s"] += time.perf_counter() - acted_at
-        self._loss_sum += float(weighted.detach())
+        loss_sums = torch.stack([loss.detach().float().sum(), weighted.detach().float()]).tolist()  # one sync
+        self._loss_sum += loss_sums[0]
+        self._weighted_loss_sum += loss_sums[1]
         self._steps += 1
         self._passes += len(np_ids)
         return weighted
@@ -330,22 +333,30 @@ class SelectionSession:
 
     @property
     def train_loss(self) -> float:
-        """Mean weighted training loss of the open epoch's batches so far (this process)."""
-        return self._loss_sum / max(self._steps, 1)
+        """Mean per-sample loss of the open epoch's samples so far (this process), unweighted: the
+        figure to compare across epochs (the weighted one jumps by 1/ratio when selection starts)."""
+        return self._loss_sum / max(self._passes, 1)
+
+    @property
+    def train_loss_weighted(self) -> float:
+        """Mean of the weighted batch losses `record` returned (what the optimiser minimised)."""
+        return self._weighted_loss_sum / max(self._steps, 1)
 
     # --- 4. close the epoch -------------------------------------------------------------------
-    def end_epoch(self, metrics: dict | None = None) -> dict:
+    def end_epoch(self, metrics: dict | None = None, *, val_metric: float | None = None) -> dict:
         """Close the open epoch: the selector updates from every worker's signals, the epoch's row
-        goes to MLflow. Under DDP every rank calls it; rank 0's `metrics` (e.g. validation) are logged.
+        goes to MLflow. Under DDP every rank calls it; rank 0's `val_metric` (the validation figure
+        metric_vs_cost.png plots against cost) and other `metrics` are logged.
 
         Returns the logged row on rank 0, this process's metrics elsewhere.
         """
         if self.epoch is None:
             return dict(metrics or {})
         epoch = self.epoch
-        metrics = {"train_loss": self.train_loss, "train_time_s": time.perf_counter() - self._epoch_start,
+        metrics = {"train_loss": self.train_loss, "train_loss_weighted": self.train_loss_weighted,
+                   "train_time_s": time.perf_counter() - self._epoch_start,
                    **getattr(self, "timings", {}),
-                   **(metrics or {})}
+                   **(metrics or {}), **({} if val_metric is None else {"val_metric": float(val_metric)})}
         if self.acting is not None:
             self.acting.send(epoch)  # the epoch's last panel transitions
             metrics["agent_act_time_s"] = self.acting.take_busy()
@@ -357,6 +368,9 @@ class SelectionSession:
         if rank == 0:
             metrics.setdefault("epoch_time_s", time.perf_counter() - self._epoch_start)
             metrics = self._call("finish_epoch", epoch, metrics)
+            if metrics["passes"] == 0:
+                warnings.warn(f"epoch {epoch + 1} recorded no sample: call session.record(ids, per_sample_loss) "
+                              f"on every training batch", stacklevel=2)
             if self.progress:
                 print(f"[raydata-agent] epoch {epoch + 1}/{self.epochs}  kept {metrics['selected']}/"
                       f"{int(round(metrics['selected'] / max(metrics['selected_fraction'], 1e-12)))} "
@@ -393,15 +407,21 @@ class SelectionSession:
             self.end_epoch()
         if not self.owner:
             return
+        from raydata_agent.plots import has_metric
         from raydata_agent.runner import log_plots
 
         history = self._closed_history = self.history
+        nothing_recorded = status == "FINISHED" and not any(h["passes"] for h in history)
+        if nothing_recorded:
+            status = "FAILED"
         if self.tracker is not None:
             log_plots(self.tracker, history, self.plot_title, self.class_names)
             self.tracker.end(status)
             if self.progress:
                 kept = ", ".join(f"{h['selected']} ({h['selected_fraction']:.0%})" for h in history)
                 print(f"[raydata-agent] kept per epoch: {kept}", flush=True)
+                if not any(has_metric(h) for h in history):
+                    print("[raydata-agent] no metric_vs_cost.png: pass session.end_epoch(val_metric=...)", flush=True)
                 from raydata_agent.tracking import redact, ui_url
 
                 uri = redact(self.tracker.uri)  # never a password on the console
@@ -417,6 +437,9 @@ class SelectionSession:
 
             ray.kill(self.agent)
         self.owner = False
+        if nothing_recorded:
+            raise RuntimeError(f"no sample was recorded in {len(history)} epochs (run marked FAILED): call "
+                               f"session.record(ids, per_sample_loss) on every training batch")
 
     def __enter__(self) -> "SelectionSession":
         return self

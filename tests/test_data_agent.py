@@ -2,6 +2,7 @@
 matches the learner, resume keeps the policy, and the agent avoids flipped labels greedy prefers."""
 import numpy as np
 import pytest
+import ray
 import torch
 
 from raydata_agent.agent.acting import (WorkerActing, build_state, in_panel, payoff_param, policy_act,
@@ -148,16 +149,20 @@ def simulated_labels(n=1500, classes=5, noise=0.3, seed=0):
     return rng, true, given, flipped, x, rng.random(n) * 3  # hardness
 
 
-def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=(), data_seed=0):
+def run_simulation(selector: str, tmp_path, epochs=8, ratio=0.5, overrides=(), data_seed=0, agent_actor=False):
     """A model whose belief in each sample's true class grows with training; a flipped label is
     contradicted (high loss: greedy's favourite) unless the sample is memorised by training on it.
-    The loop talks to a SelectionSession over an in-process ScoreStore, as a user's loop would."""
+    The loop talks to a SelectionSession over an in-process ScoreStore, as a user's loop would
+    (`agent_actor`: with the learner in its Ray actor, as start_session puts it)."""
     rng, true, given, flipped, x, hardness = simulated_labels(seed=data_seed)
     n, classes = len(true), 5
     cfg = load_config(None, [f"selection.selector={selector}", f"selection.ratio={ratio}",
                              f"train.epochs={epochs}", "selection.max_staleness=8",  # no forced revisit
                              *overrides])
-    agent = DataAgent(vars(cfg.agent), n, seed=cfg.train.seed) if selector == "data_agent" else None
+    agent = None
+    if selector == "data_agent":
+        agent_class = ray.remote(DataAgent).options(num_cpus=0) if agent_actor else DataAgent
+        agent = (agent_class.remote if agent_actor else agent_class)(vars(cfg.agent), n, seed=cfg.train.seed)
     store = ScoreStore(cfg.to_dict(), given, None, classes, None, str(tmp_path / selector), agent=agent)
     session = SelectionSession(store, cfg, agent=agent)
     memorised = np.zeros(n)
@@ -194,6 +199,15 @@ def test_agent_avoids_flipped_labels_that_greedy_prefers(tmp_path):
     assert greedy > 0.4, "greedy's high-loss preference picks the flipped labels (30% of the pool)"
     assert agent < 0.15 and agent < greedy - 0.3, (agent, greedy)
     assert store.history[-1]["agent_weight_version"] > 16, "the policy kept learning after the warm start"
+
+
+@pytest.mark.integration
+def test_learner_figures_reach_every_epoch_row_after_the_first(ray_cluster, tmp_path):
+    """An own loop's learner is an actor that answers later than a short epoch ends: each row gets its
+    answer for the epoch before (waited for), not only the last row, so agent_losses.png has a point per epoch."""
+    _, store = run_simulation("data_agent", tmp_path, epochs=3, agent_actor=True)
+    ray.kill(store.selector.agent)
+    assert ["agent_policy_loss" in h for h in store.history] == [False, True, True]
 
 
 def test_regression_ablation_learns_the_rank_target(tmp_path):

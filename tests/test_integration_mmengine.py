@@ -3,6 +3,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from plot_pixels import assert_plot_has_data
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -18,5 +19,7 @@ def test_mmseg_runner_with_selection_hook_and_sampler(tmp_path, capsys):
     assert kept == [24, 12, 12]  # warm-up full, then infobatch keeps ratio 0.5
     assert [h["passes"] for h in history] == kept  # mmengine's loop trained exactly the selected images
     assert all(0.0 <= h["adaptive_w"] <= 1.0 for h in history)  # difficulty and pixel uncertainty reached the pool
+    assert all(0.0 <= h["val_metric"] <= 100.0 for h in history)  # mmseg's validation mIoU (percent), every epoch
+    assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
     out = capsys.readouterr().out
     assert "epoch 2/3  kept 12/24" in out and f"MLflow run {session.run_id}" in out

@@ -3,6 +3,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from plot_pixels import assert_plot_has_data
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -19,5 +20,6 @@ def test_yolo_train_with_selection_trainer(tmp_path, capsys):
     assert kept[1] == kept[2] == 16  # infobatch keeps ratio 0.5 of 32 images
     assert [h["passes"] for h in history] == kept  # ultralytics' loop trained exactly the selected images
     assert all(h["val_metric"] >= 0.0 for h in history)  # the epoch closed after ultralytics' validation
+    assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
     out = capsys.readouterr().out
     assert "epoch 3/3  kept 16/32" in out and f"MLflow run {session.run_id}" in out

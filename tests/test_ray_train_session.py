@@ -5,6 +5,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from plot_pixels import assert_plot_has_data
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -25,6 +26,8 @@ def test_ray_train_example_trains_each_worker_on_its_share(ray_cluster, tmp_path
     # (and recorded) once, up to the row an equal split drops (Ray Data) or pads (the sampler).
     for h in history:
         assert h["selected"] - 1 <= h["passes"] <= h["selected"] + 1
+    assert all(0.0 <= h["val_metric"] <= 1.0 for h in history)  # rank 0's end_epoch(val_metric=accuracy)
+    assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
 
 
 def test_a_worker_sends_signals_in_bulk_and_at_least_every_send_seconds(ray_cluster, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 import raydata_agent
 from raydata_agent.session import NonFiniteLossError, SelectedSampler, shard
+from plot_pixels import assert_plot_has_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -41,6 +42,9 @@ def test_sampler_record_and_weights_drive_the_selector(tmp_path):
         loss = torch.rand(10, requires_grad=True)
         out = session.record(batch, loss, logits=torch.randn(10, 4))
         assert out.item() == pytest.approx((loss * (1 / 0.3)).mean().item())
+        # The console's and MLflow's train_loss is the plain mean (a weighted one jumps by 1/ratio when selection starts).
+        assert session.train_loss == pytest.approx(loss.mean().item())
+        assert session.train_loss_weighted == pytest.approx(out.item())
         out.backward()
         with pytest.raises(KeyError, match="not in epoch"):
             session.loss_weights([i for i in range(100) if i not in ids][:2])
@@ -49,6 +53,7 @@ def test_sampler_record_and_weights_drive_the_selector(tmp_path):
     assert [h["selected"] for h in history] == [30, 30, 30]
     assert [h["passes"] for h in history] == [10, 10, 10]  # what record() got reached the pool
     assert seen[0] != seen[1]  # random_dynamic draws a fresh subset each epoch
+    assert history[1]["train_loss_weighted"] == pytest.approx(history[1]["train_loss"] / 0.3)
     run = MlflowClient(session.tracking_uri).get_run(session.run_id)
     assert run.info.status == "FINISHED" and run.data.params["selection.selector"] == "random_dynamic"
     assert run.data.metrics["selected_fraction"] == pytest.approx(0.3)
@@ -68,7 +73,20 @@ def test_record_rejects_bad_input(tmp_path):
         import pickle
 
         pickle.dumps(session)
-    session.close()
+    session.close("FAILED")
+
+
+def test_an_epoch_without_record_warns_and_a_run_without_any_fails(tmp_path):
+    """Forgetting `session.record` trains on all the data with no selection: it must not pass silently."""
+    session = start(tmp_path, epochs=2)
+    with pytest.warns(UserWarning, match=r"epoch 1 recorded no sample: call session.record\(ids"):
+        list(session.sampler())
+        session.end_epoch()
+    list(session.sampler())
+    with pytest.warns(UserWarning, match="epoch 2 recorded no sample"), \
+            pytest.raises(RuntimeError, match=r"no sample was recorded in 2 epochs .*call session.record"):
+        session.close()
+    assert MlflowClient(session.tracking_uri).get_run(session.run_id).info.status == "FAILED"
 
 
 def test_plain_pytorch_example_trains_on_the_selected_share(tmp_path, capsys, monkeypatch):
@@ -81,5 +99,7 @@ def test_plain_pytorch_example_trains_on_the_selected_share(tmp_path, capsys, mo
     assert kept[0] == 400 and kept[3] == 400  # warm-up and annealing (delta 0.75) are full
     assert all(150 <= k < 400 for k in kept[1:3])  # infobatch prunes about half of the below-mean losses
     assert all(h["passes"] == h["selected"] for h in session.history)  # trained on exactly the selected
+    assert all(0.0 <= h["val_metric"] <= 1.0 for h in session.history)  # end_epoch(val_metric=accuracy)
+    assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
     out = capsys.readouterr().out
     assert "epoch 2/4  kept" in out and f"MLflow run {session.run_id}" in out

@@ -50,12 +50,15 @@ class SelectionSampler(SelectedSampler):
 class SelectionHook(Hook):
     """Starts selection with the run, closes each epoch in the pool, ends the MLflow run.
 
-    Keyword arguments are `raydata_agent.start_session`'s (selector, ratio, tracking_uri, config, ...).
+    Keyword arguments are `raydata_agent.start_session`'s (selector, ratio, tracking_uri, config, ...),
+    and `val_metric`: the key of the validation metrics (mmengine's val loop) logged as the run's
+    val_metric, which metric_vs_cost.png plots against cost.
     """
 
     priority = "NORMAL"
 
-    def __init__(self, **session_options):
+    def __init__(self, val_metric: str = "mIoU", **session_options):
+        self.val_metric = val_metric
         self.options = session_options
         self.session: SelectionSession | None = None
         self.ids_by_path: dict[str, int] = {}
@@ -91,7 +94,16 @@ class SelectionHook(Hook):
         runner.train_dataloader.sampler.set_epoch(runner.epoch)
 
     def after_train_epoch(self, runner) -> None:
-        self.session.end_epoch()
+        if runner.val_loop is None:  # else after_val_epoch closes it (an epoch not validated: the next plan)
+            self.session.end_epoch()
+
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        if self.session is None or self.session.epoch is None:  # validation outside training
+            return
+        if self.val_metric not in (metrics or {}):
+            raise KeyError(f"SelectionHook(val_metric={self.val_metric!r}): the validation metrics are "
+                           f"{sorted(metrics or {})}")
+        self.session.end_epoch(val_metric=metrics[self.val_metric])
 
     def after_train(self, runner) -> None:
         if self.session is not None:

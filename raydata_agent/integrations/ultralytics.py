@@ -93,9 +93,8 @@ def _set_epoch(trainer: SelectionTrainer) -> None:
 
 
 def _end_epoch(trainer: SelectionTrainer) -> None:
-    metrics = {"val_metric": float(trainer.metrics.get("metrics/mAP50-95(B)", 0.0)),
-               "mAP50": float(trainer.metrics.get("metrics/mAP50(B)", 0.0))}
-    trainer.session.end_epoch(metrics)
+    trainer.session.end_epoch({"mAP50": float(trainer.metrics.get("metrics/mAP50(B)", 0.0))},
+                              val_metric=float(trainer.metrics.get("metrics/mAP50-95(B)", 0.0)))
 
 
 def _close(trainer: SelectionTrainer) -> None:

@@ -1,7 +1,8 @@
 """The Data Agent (arXiv 2603.07433): a PPO policy, learned during training, sets each sample's weight.
 
 The policy acts in the training workers (agent/acting.py) and learns in the `DataAgent` actor
-(agent/data_agent.py). This selector is the pool-side glue, and never waits for the learner:
+(agent/data_agent.py). This selector is the pool-side glue, and waits for the learner only when it is
+an epoch behind:
 - a sample's selection weight is its latest *sampled* action, kept in the pool's weight column as
   it arrives, so selection re-scores nothing and the action really decides selection (exploration);
 - each plan ships the selected samples' history (label agreement, staleness) to the workers, for
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raydata_agent.agent.acting import CONTEXT_COLUMNS, QUANTILE_LEVELS, call, fetch, is_ready
+from raydata_agent.agent.acting import CONTEXT_COLUMNS, QUANTILE_LEVELS, call, fetch
 from raydata_agent.config import AgentConfig
 from raydata_agent.pool import NEVER
 from raydata_agent.selectors.base import Selector, group_rows
@@ -67,17 +68,16 @@ class DataAgentSelector(Selector):
         return np.asarray(acted["action"], np.float32) * np.asarray(score, np.float32)  # eq. 6: r = a * score
 
     def update(self, pool, epoch):
-        """Tell the learner the epoch ended; report what its previous answer said, without waiting."""
+        """Tell the learner the epoch ended; report its answer for the epoch before (one epoch late, so
+        selection never waits for this epoch's fit). Waiting for that answer costs nothing unless the
+        learner is an epoch behind, and every epoch's row then has the learner's figures. After the
+        last epoch it waits for the final update too."""
         final = epoch == self.total_epochs - 1
-        ref = call(self.agent, "end_epoch", epoch, final)
-        metrics = {}
-        if final:  # nothing is selected after the last epoch: waiting costs no selection
-            metrics = fetch(ref)
-        elif self.pending_metrics is not None and is_ready(self.pending_metrics):
-            metrics = fetch(self.pending_metrics)
-            self.pending_metrics = ref
-        elif self.pending_metrics is None:
-            self.pending_metrics = ref
+        previous, self.pending_metrics = self.pending_metrics, call(self.agent, "end_epoch", epoch, final)
+        metrics = {} if previous is None else fetch(previous)
+        if final:
+            metrics = combined_answers(metrics, fetch(self.pending_metrics))
+            self.pending_metrics = None
         if epoch == 0 and self.agent_cfg.warm_start_passes and pool.seen.any():
             target = self.target[pool.seen]
             ranks = np.empty(len(target), np.float32)
@@ -92,3 +92,15 @@ class DataAgentSelector(Selector):
         super().load_state_dict(state)
         fetch(call(self.agent, "load_state", state["agent"]))
         self.target = np.asarray(state["target"], np.float32)
+
+
+COUNTED = ("agent_learner_time_s", "agent_transitions", "agent_dropped_transitions", "agent_nonfinite_dropped")
+
+
+def combined_answers(older: dict, newer: dict) -> dict:
+    """Two learner answers in one epoch's row (the last): the newer's figures, both answers' counts."""
+    row = {**older, **newer}
+    for key in COUNTED:
+        row[key] = older.get(key, 0.0) + newer.get(key, 0.0)
+    row["agent_weight_lag_max"] = max(older.get("agent_weight_lag_max", 0.0), newer.get("agent_weight_lag_max", 0.0))
+    return row
