@@ -48,6 +48,9 @@ def init_ray(cfg: Config) -> None:
     ~/.ray/auth_token; we leave that on. Remote clusters read RAY_AUTH_TOKEN / the token file.
     A local cluster runs its dashboard on loopback: Ray Train's placement-group cleaner watches
     its controller through the State API the dashboard serves (without it, it warns every second).
+    Metrics export is off: the DashboardAgent's Prometheus port answers without the token (task and
+    actor names, the node IP) and binds to 0.0.0.0 unless the node's address is loopback, which
+    ray.init replaces with the host's IP; nothing here scrapes it.
     """
     if ray.is_initialized():
         return
@@ -61,7 +64,7 @@ def init_ray(cfg: Config) -> None:
     else:
         port = _free_port()
         context = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                           dashboard_port=port,
+                           dashboard_port=port, _system_config={"enable_metrics_collection": False},
                            runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
         if context.dashboard_url:
             print(f"[raydata-agent] Ray dashboard: http://{context.dashboard_url}", flush=True)

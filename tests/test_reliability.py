@@ -135,6 +135,23 @@ def test_snapshot_keeps_score_columns_compressed(tmp_path):
 
 
 @pytest.mark.integration
+def test_the_local_clusters_metrics_port_is_not_on_the_network(ray_cluster):
+    """The DashboardAgent's Prometheus port answers without Ray's token: on 0.0.0.0 it showed task and actor
+    names to the network. A cluster started like a run's (init_ray) does not export metrics."""
+    import psutil
+
+    port = ray._private.worker._global_node.metrics_export_port
+    bound = set()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            bound |= {conn.laddr.ip for conn in proc.net_connections(kind="tcp")
+                      if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}
+        except psutil.NoSuchProcess:  # a Ray worker that ended meanwhile
+            pass
+    assert bound <= {"127.0.0.1"}, (port, bound)
+
+
+@pytest.mark.integration
 def test_tracking_credentials_never_reach_logs_params_or_artifacts(ray_cluster, tmp_path, capfd):
     """A real run against a real `mlflow server` with user:password in the URI; then every byte the run
     wrote (server database and artifacts, checkpoints, snapshots, console, Ray's session logs) is grepped."""
