@@ -27,11 +27,14 @@ def _resume(args) -> int:
 
 
 def _train(start, cfg) -> int:
-    from raydata_agent.runner import RunFailed
+    from raydata_agent.runner import RunFailed, RunInterrupted
     from raydata_agent.tracking import redact
 
     try:
         result = start(cfg)
+    except RunInterrupted as err:
+        print(f"\n[raydata-agent] INTERRUPTED: {err}", file=sys.stderr, flush=True)
+        return 130  # the shell's code for a run stopped by a signal
     except RunFailed as err:
         print(f"\n[raydata-agent] FAILED: {err}", file=sys.stderr)
         return 1

@@ -219,7 +219,16 @@ class Config:
 
     @property
     def tracking_uri(self) -> str:
-        return self.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        """tracking.uri, else a SQLite store in the working dir; a Ray job's working dir is a temporary copy
+        that Ray deletes, so a job's store goes beside its (local) ray.storage_path instead."""
+        import os
+
+        if self.tracking.uri:
+            return self.tracking.uri
+        in_ray_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ  # set by Ray's job supervisor
+        folder = Path(self.ray.storage_path).expanduser().resolve() if in_ray_job and not is_uri(
+            self.ray.storage_path) else Path.cwd()
+        return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 # Per task: the models and data sets it accepts. A new task registers its names here.

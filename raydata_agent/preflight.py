@@ -25,9 +25,42 @@ def _writable(key: str, folder: Path) -> None:
         raise ConfigError(f"{key}={str(folder)!r} cannot be written ({existing} is not a writable folder)")
 
 
+def worker_group_request(cfg: Config) -> dict[str, float]:
+    """What Ray Train's worker group reserves: per worker `train.cpus_per_worker` CPUs (and a GPU)."""
+    workers = cfg.train.num_workers
+    return {"CPU": workers * cfg.train.cpus_per_worker, **({"GPU": workers} if cfg.train.use_gpu else {})}
+
+
+def shortfall(request: dict[str, float], cluster: dict[str, float]) -> str | None:
+    """`3 CPUs (it has 2)` for each resource the cluster has too little of; None when the request fits."""
+    short = [f"{need:g} {name}s (it has {cluster.get(name, 0):g})" for name, need in request.items()
+             if cluster.get(name, 0) < need]
+    return " and ".join(short) or None
+
+
+def check_local_cluster_fits(cfg: Config) -> None:
+    """The local cluster a run starts never grows: a worker group bigger than it would make Ray Train
+    retry its start every minute, forever. A cluster we join may autoscale (runner.run says what it waits for)."""
+    import ray
+
+    if cfg.ray.address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+        return
+    import torch
+
+    cpus = cfg.ray.num_cpus or os.cpu_count()
+    missing = shortfall(worker_group_request(cfg), {"CPU": cpus, "GPU": torch.cuda.device_count()})
+    if missing:
+        raise ConfigError(f"train.num_workers={cfg.train.num_workers} x train.cpus_per_worker="
+                          f"{cfg.train.cpus_per_worker}{' with train.use_gpu' if cfg.train.use_gpu else ''} needs "
+                          f"{missing} on the local cluster (ray.num_cpus="
+                          f"{cfg.ray.num_cpus or 'unset: this machine'}): lower train.num_workers, or join a bigger "
+                          f"cluster with ray.address")
+
+
 def preflight(cfg: Config):
     """(task, train data, val data), opened and read once; raises ConfigError / DataError / CheckpointError
     with one line naming the key, file or URI."""
+    check_local_cluster_fits(cfg)
     check_reachable(cfg.tracking_uri)
     if not is_uri(cfg.ray.storage_path):  # shared storage (s3://...) is Ray Train's to reach
         _writable("ray.storage_path", Path(cfg.ray.storage_path))

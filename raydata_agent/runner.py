@@ -15,7 +15,7 @@ from ray.train import UserCallback
 
 from raydata_agent import plots
 from raydata_agent.config import Config, ConfigError, from_dict, is_uri, resolve_paths, validate
-from raydata_agent.preflight import preflight
+from raydata_agent.preflight import preflight, shortfall, worker_group_request
 from raydata_agent.score_store import ScoreStore
 from raydata_agent.session import SelectionSession
 from raydata_agent.tracking import Tracker, check_reachable, redact, source_tags
@@ -24,6 +24,10 @@ from raydata_agent.train import train_loop_per_worker
 
 class RunFailed(RuntimeError):
     """Training stopped with an error; what was computed before it is kept (see the message)."""
+
+
+class RunInterrupted(RunFailed):
+    """The driver was stopped (Ctrl-C, SIGTERM): the MLflow run is marked KILLED and `resume` continues it."""
 
 
 @dataclass
@@ -44,6 +48,9 @@ def init_ray(cfg: Config) -> None:
     ~/.ray/auth_token; we leave that on. Remote clusters read RAY_AUTH_TOKEN / the token file.
     A local cluster runs its dashboard on loopback: Ray Train's placement-group cleaner watches
     its controller through the State API the dashboard serves (without it, it warns every second).
+    Metrics export is off: the DashboardAgent's Prometheus port answers without the token (task and
+    actor names, the node IP) and binds to 0.0.0.0 unless the node's address is loopback, which
+    ray.init replaces with the host's IP; nothing here scrapes it.
     """
     if ray.is_initialized():
         return
@@ -57,7 +64,7 @@ def init_ray(cfg: Config) -> None:
     else:
         port = _free_port()
         context = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                           dashboard_port=port,
+                           dashboard_port=port, _system_config={"enable_metrics_collection": False},
                            runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
         if context.dashboard_url:
             print(f"[raydata-agent] Ray dashboard: http://{context.dashboard_url}", flush=True)
@@ -119,6 +126,9 @@ def _progress(store, total_epochs: int, done: threading.Event, out=sys.stdout) -
             if stopping:
                 return
             continue
+        if p.get("resumed_from", 0) > shown:  # a resumed run: the run before printed the restored epochs
+            print(f"{prefix}[raydata-agent] resumed from epoch {p['resumed_from']}", file=out, flush=True)
+            p["new"], shown = p["new"][p["resumed_from"] - shown:], p["resumed_from"]
         for h in p["new"]:
             shown += 1
             print(f"{prefix}[raydata-agent] epoch {h['epoch'] + 1}/{total_epochs}  selected {h['selected']}"
@@ -169,7 +179,8 @@ def _start_tracking(cfg: Config, task, resume_run_id: str | None, source: dict |
         tracker = Tracker(cfg.tracking_uri, resume_run_id)
         tracker.client.update_run(resume_run_id, status="RUNNING")
         return tracker
-    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name or cfg.run_name(),
+    name = cfg.tracking.run_name or cfg.run_name() + (" resumed" if cfg.train.resume_from else "")
+    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, name,
                             {k: v for k, v in cfg.run_params().items()
                              if k not in ("tracking.run_name", "tracking.parent_run_id")},  # the name and tag
                             tags={**(source or source_tags()),
@@ -208,8 +219,15 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     from ray.train.torch import TorchTrainer
 
     cfg = resolve_paths(cfg)
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and cfg.tracking_uri.startswith(f"sqlite:///{Path.cwd()}"):
+        print(f"[raydata-agent] WARNING: the MLflow store {cfg.tracking_uri} is inside this Ray job's temporary "
+              f"working dir, which Ray deletes: set tracking.uri (a server, or an absolute sqlite path)", flush=True)
     task, train_data, val_data = preflight(cfg)  # config, tracking store, checkpoint, data: before Ray starts
     init_ray(cfg)
+    missing = shortfall(worker_group_request(cfg), ray.cluster_resources())
+    if missing:  # a cluster we joined may grow (an autoscaler); Ray Train waits for it
+        print(f"[raydata-agent] waiting for the cluster to offer the {cfg.train.num_workers} training workers "
+              f"{missing}: they start once nodes join (Ctrl-C stops)", flush=True)
     tracker = _start_tracking(cfg, task, resume_run_id, source)
     storage = cfg.ray.storage_path.rstrip("/")  # a path, or a pyarrow.fs URI (s3://bucket/dir)
     agent = None
@@ -262,6 +280,8 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         result = trainer.fit()
     except Exception as err:  # Ray wraps the worker's exception; keep its message for the user
         status, error = "FAILED", err
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C (Ray Train's handler exits), SIGTERM (Ray's handler exits)
+        status, error = "KILLED", err
     finally:
         done.set()
         if watcher.is_alive():
@@ -271,14 +291,24 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         session.close(status)  # plots, the MLflow run's end, the store and agent actors
         history = session.history
     if error is not None:
+        where = (f"  MLflow run (partial metrics, plots, pool snapshots): {redact(tracker.uri)} run {tracker.run_id}\n"
+                 f"  checkpoints: {storage}/{tracker.run_id}\n"
+                 f"  continue it with: {resume_command(tracker.run_id, tracker.uri)}")
+        if status == "KILLED":
+            raise RunInterrupted(f"run {tracker.run_id} interrupted after {len(history)} finished epochs "
+                                 f"(MLflow status KILLED)\n{where}") from error
         cause = root_cause(error)
         raise RunFailed(f"run {tracker.run_id} failed after {len(history)} finished epochs: "
-                        f"{type(cause).__name__}: {cause}\n  MLflow run (partial metrics, plots, pool snapshots): "
-                        f"{redact(tracker.uri)} run {tracker.run_id}\n  checkpoints: {storage}/{tracker.run_id}\n"
-                        f"  continue it with: raydata-agent resume {tracker.run_id}") from error
+                        f"{type(cause).__name__}: {cause}\n{where}") from error
     checkpoint = result.checkpoint.path if result is not None and result.checkpoint else None
     return RunResult(tracker.run_id, tracker.experiment_id, tracker.uri, history, checkpoint,
                      final=history[-1] if history else {}, task=cfg.task.name)
+
+
+def resume_command(run_id: str, tracking_uri: str) -> str:
+    """What continues a run; the tracking URI is named unless it is the default one of this directory."""
+    uri = "" if tracking_uri == Config().tracking_uri else f" --tracking-uri {redact(tracking_uri)}"
+    return f"raydata-agent resume {run_id}{uri}"
 
 
 def resume(run_id: str, tracking_uri: str | None = None, progress: bool = True) -> RunResult:

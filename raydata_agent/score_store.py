@@ -46,6 +46,7 @@ class ScoreStore:
         # Under Ray Train an epoch is logged when the controller commits its checkpoint (runner.EpochCommits);
         # elsewhere (a session in a user's own loop) when it finishes.
         self.publish_on_commit = publish_on_commit
+        self.resumed_from = 0  # epochs restored at the first start (a resumed run): the driver does not print them again
         # What a run that failed before its first checkpoint rolls back to.
         self._initial = (labels, sources, truth, self.selector.state_dict())
         self._reset_epoch()
@@ -137,7 +138,8 @@ class ScoreStore:
         """Epoch rows finished after the first `since`, and the current epoch's count so far."""
         plan = next(iter(self.plans.values()), None)
         new = [{k: v for k, v in row.items() if not isinstance(v, list)} for row in self.history[since:]]
-        return {"new": new, "passes": self.epoch_passes, "planned": 0 if plan is None else len(plan.ids)}
+        return {"new": new, "passes": self.epoch_passes, "planned": 0 if plan is None else len(plan.ids),
+                "resumed_from": self.resumed_from}
 
     # --- called by rank 0 at the end of an epoch ----------------------------------------------
     def finish_epoch(self, epoch: int, metrics: dict) -> dict:
@@ -264,8 +266,9 @@ class ScoreStore:
         """Roll the pool, selector (and agent), history and cost back to a checkpoint, or to the start
         when there is none. Called by rank 0 whenever training (re)starts: after a worker failure
         this actor has absorbed part of the failed epoch, which must not count. Returns the epochs done."""
+        first_start = not (self.plans or self.history or self.epoch_passes)
         if table is None:
-            if not (self.plans or self.history or self.epoch_passes):
+            if first_start:
                 return 0  # nothing happened yet: the first start, nothing to roll back
             labels, sources, truth, selector_state = self._initial
             pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
@@ -279,6 +282,8 @@ class ScoreStore:
         self.pool = pool
         self.selector.load_state_dict(state["selector"])
         self.history = state["history"]
+        if first_start and table is not None:
+            self.resumed_from = len(self.history)
         self.cumulative_cost = state["cumulative_cost"]
         self.plans = {}
         self._reset_epoch()

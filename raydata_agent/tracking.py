@@ -96,11 +96,24 @@ def source_tags() -> dict[str, str]:
         command = ["python", name, *sys.argv[1:]]
     tags = {**resolve_tags(), "mlflow.source.name": name, "raydata_agent.command": shlex.join(command)[:5000]}
     code = str(Path(__file__).parent)  # the commit of the code that runs, wherever the entry point is
-    for key, value in (("mlflow.source.git.commit", get_git_commit(code)), ("mlflow.source.git.branch",
-                                                                         get_git_branch(code))):
+    submitted = ray_job_metadata()  # a Ray job's copy of the working dir has no usable .git: the submitter's word
+    for key, value in (("mlflow.source.git.commit", submitted.get("git_commit") or get_git_commit(code)),
+                       ("mlflow.source.git.branch", submitted.get("git_branch") or get_git_branch(code))):
         if value:
             tags[key] = value
     return tags
+
+
+def ray_job_metadata() -> dict:
+    """The metadata of the Ray job this driver runs as (`ray job submit --metadata-json`), else {}.
+    Ray's job supervisor hands it to the entrypoint in RAY_JOB_CONFIG_JSON_ENV_VAR."""
+    import json
+    import os
+
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    raw = os.environ.get(RAY_JOB_CONFIG_JSON_ENV_VAR)
+    return (json.loads(raw).get("metadata") or {}) if raw else {}
 
 
 def ui_url(uri: str, experiment_id: str, run_id: str | None = None) -> str | None:

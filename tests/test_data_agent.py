@@ -139,6 +139,27 @@ def test_resume_continues_the_same_policy():
     assert fresh.version == agent.version  # a restarted worker acts with the restored weights
 
 
+def test_first_epoch_after_a_restore_reports_the_agent_metrics():
+    """The store logs the learner's answer to the previous epoch's end (it never waits for it); a restored
+    selector (a restarted store, `resume`, train.resume_from) takes that answer from the checkpoint."""
+    from raydata_agent.pool import SamplePool
+    from raydata_agent.selectors.data_agent import DataAgentSelector
+
+    cfg = load_config(None, ["selection.selector=data_agent", "train.epochs=4"])
+    pool = SamplePool(np.zeros(N, np.int64))
+
+    def selector(seed):
+        return DataAgentSelector(cfg.selection, N, 4, agent=DataAgent(vars(cfg.agent), N, seed=seed),
+                                 agent_cfg=cfg.agent)
+
+    first = selector(0)
+    assert first.update(pool, 0) == {}  # nothing answered yet: the run's first epoch has no agent_* metrics
+    assert "agent_weight_version" in first.update(pool, 1)
+    restored = selector(1)
+    restored.load_state_dict(first.state_dict())
+    assert "agent_weight_version" in restored.update(pool, 2)
+
+
 def simulated_labels(n=1500, classes=5, noise=0.3, seed=0):
     rng = np.random.default_rng(seed)
     true = rng.integers(0, classes, n)

@@ -156,3 +156,56 @@ def test_driver_killed_then_resume_continues_the_same_mlflow_run(ray_cluster, ru
     latest = checkpoint.latest(storage / run_id)
     state = checkpoint.read(latest, ("store",))["store"]
     assert [h["epoch"] for h in state["history"]] == list(range(EPOCHS))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM], ids=["sigterm"])  # one Ctrl-C takes the same path (SystemExit)
+def test_interrupted_driver_marks_the_run_killed_and_resume_finishes_it(ray_cluster, run_dirs, tmp_path, capsys,
+                                                                        sig):
+    """One Ctrl-C (or SIGTERM) of `raydata-agent run`: the MLflow run is KILLED, not FINISHED with part of its
+    epochs, the driver prints the resume command, and `resume` continues it from its last checkpoint."""
+    uri = run_dirs[0].split("=", 1)[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    epochs = 3
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "raydata_agent.cli", "run", "selection.selector=greedy", *SMALL, *run_dirs,
+         f"train.epochs={epochs}", "ray.num_cpus=2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True, text=True)
+    client = MlflowClient(uri)
+    try:
+        run_id = None
+        for line in driver.stdout:  # the run id is in Ray Train's storage folder; epoch 1 in MLflow = committed
+            if f"epoch 1/{epochs}" in line:
+                break
+        deadline = time.time() + 300
+        while time.time() < deadline and run_id is None:
+            time.sleep(0.3)
+            runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+            if runs and client.get_metric_history(runs[0].info.run_id, "epoch"):
+                run_id = runs[0].info.run_id
+        assert run_id, "epoch 1 was never committed"
+        os.kill(driver.pid, sig)
+        out = driver.stdout.read()
+        assert driver.wait(timeout=120) == 130, out[-3000:]
+    finally:
+        started = psutil.Process(driver.pid).children(recursive=True) if driver.poll() is None else []
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        for proc in started:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+    assert client.get_run(run_id).info.status == "KILLED", out[-3000:]
+    assert f"continue it with: raydata-agent resume {run_id}" in out, out[-3000:]  # the store is the cwd's default
+    committed = len(client.get_metric_history(run_id, "epoch"))
+
+    from raydata_agent.cli import main
+
+    capsys.readouterr()
+    assert main(["resume", run_id, "--tracking-uri", uri]) == 0
+    printed = capsys.readouterr().out
+    assert f"resumed from epoch {committed}" in printed, printed
+    assert f"epoch {committed}/{epochs}" not in printed, printed  # the restored epochs are not printed again
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run_id, "epoch")) == list(range(1, epochs + 1))

@@ -110,6 +110,8 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
         steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "val_metric")]
         assert steps == [1, 2, 3, 4, 5, 6]  # run 1's four epochs restored, then two more
         assert resumed.data.tags["mlflow.source.name"] == "jobs/train.py"
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        assert all(r.data.tags.get("mlflow.source.git.commit") == head for r in trained)  # from --metadata-json
         parent = next(r for r in runs if r.data.tags.get("raydata_agent.sweep") == "parent")
         assert "best_val_metric" in parent.data.metrics and parent.info.status == "FINISHED"
         assert f"{uri}/#/experiments/{exp.experiment_id}/runs/" in out  # the printed pages, not `mlflow ui`

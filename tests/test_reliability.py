@@ -53,6 +53,22 @@ def test_bad_resume_checkpoint_is_one_line_before_ray(no_ray, capsys, tmp_path):
     assert err.startswith(f"config error: train.resume_from: checkpoint {tmp_path / 'ckpt'} has no manifest.json")
 
 
+def test_worker_group_bigger_than_the_local_cluster_is_one_line_before_ray(no_ray, capsys, tmp_path):
+    err = one_line_error(capsys, ["run", "train.num_workers=3", "ray.num_cpus=2",
+                                  f"tracking.uri=sqlite:///{tmp_path}/m.db", f"ray.storage_path={tmp_path}"])
+    assert err == ("config error: train.num_workers=3 x train.cpus_per_worker=1 needs 3 CPUs (it has 2) on the "
+                   "local cluster (ray.num_cpus=2): lower train.num_workers, or join a bigger cluster with ray.address")
+
+
+def test_what_a_joined_cluster_lacks_is_named():
+    from raydata_agent.config import load_config
+    from raydata_agent.preflight import shortfall, worker_group_request
+
+    request = worker_group_request(load_config(None, ["train.num_workers=2", "train.use_gpu=true"]))
+    assert shortfall(request, {"CPU": 8.0, "GPU": 1.0}) == "2 GPUs (it has 1)"
+    assert shortfall(request, {"CPU": 8.0, "GPU": 2.0}) is None
+
+
 def test_resume_of_an_unknown_run_is_one_line(capsys, tmp_path):
     err = one_line_error(capsys, ["resume", "0123456789abcdef", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
     assert err == f"config error: no MLflow store at sqlite:///{tmp_path}/m.db: pass the run's --tracking-uri"
@@ -116,6 +132,23 @@ def test_snapshot_keeps_score_columns_compressed(tmp_path):
     assert "source" not in pq.read_schema(path).names and "loss" in pq.read_schema(path).names
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert "source" in pq.read_schema(pool.snapshot(tmp_path / "all.parquet")).names
+
+
+@pytest.mark.integration
+def test_the_local_clusters_metrics_port_is_not_on_the_network(ray_cluster):
+    """The DashboardAgent's Prometheus port answers without Ray's token: on 0.0.0.0 it showed task and actor
+    names to the network. A cluster started like a run's (init_ray) does not export metrics."""
+    import psutil
+
+    port = ray._private.worker._global_node.metrics_export_port
+    bound = set()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            bound |= {conn.laddr.ip for conn in proc.net_connections(kind="tcp")
+                      if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}
+        except psutil.NoSuchProcess:  # a Ray worker that ended meanwhile
+            pass
+    assert bound <= {"127.0.0.1"}, (port, bound)
 
 
 @pytest.mark.integration

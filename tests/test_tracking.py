@@ -66,3 +66,18 @@ def test_plots_number_epochs_from_one_and_fit_the_weights():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["disc", "square", "triangle"]
     fig = plots.metric_vs_cost(history, "t")
     assert len(fig.axes[0].lines) == 1  # this run only: no second curve that reads as a baseline
+
+
+def test_a_ray_job_tags_the_submitted_git_state_and_keeps_its_store_outside_the_working_dir(monkeypatch, tmp_path):
+    """What Ray's job supervisor hands a job's entrypoint (RAY_JOB_CONFIG_JSON_ENV_VAR): the metadata of
+    `ray job submit --metadata-json`. The job's working dir is a temporary copy without a usable .git."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, []).tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"  # not a job: the cwd
+    metadata = {"job_submission_id": "raysubmit_1", "git_commit": "0" * 40, "git_branch": "feature"}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"runtime_env": {}, "metadata": metadata}))
+    tags = source_tags()
+    assert tags["mlflow.source.git.commit"] == "0" * 40 and tags["mlflow.source.git.branch"] == "feature"
+    storage = tmp_path / "results"
+    assert load_config(None, [f"ray.storage_path={storage}"]).tracking_uri == f"sqlite:///{storage / 'mlflow.db'}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raydata_agent.agent.acting import CONTEXT_COLUMNS, QUANTILE_LEVELS, call, fetch
+from raydata_agent.agent.acting import CONTEXT_COLUMNS, QUANTILE_LEVELS, Done, call, fetch
 from raydata_agent.config import AgentConfig
 from raydata_agent.pool import NEVER
 from raydata_agent.selectors.base import Selector, group_rows
@@ -86,12 +86,17 @@ class DataAgentSelector(Selector):
         return metrics
 
     def state_dict(self):
-        return {**super().state_dict(), "agent": fetch(call(self.agent, "state")), "target": self.target}
+        agent = fetch(call(self.agent, "state"))  # the actor answers in order: the pending answer is in by now
+        pending = {} if self.pending_metrics is None else fetch(self.pending_metrics)
+        return {**super().state_dict(), "agent": agent, "target": self.target, "pending_metrics": pending}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         fetch(call(self.agent, "load_state", state["agent"]))
         self.target = np.asarray(state["target"], np.float32)
+        # The learner's answer the next epoch reports (update() logs the previous epoch's): without it the
+        # first epoch after a restart or resume had no agent_* metrics.
+        self.pending_metrics = Done(state.get("pending_metrics") or {})
 
 
 COUNTED = ("agent_learner_time_s", "agent_transitions", "agent_dropped_transitions", "agent_nonfinite_dropped")
