@@ -48,34 +48,49 @@ def redact(text: str) -> str:
     return text
 
 
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """The status and body of a GET; an HTTP error status is an answer too."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
 def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
     """Fail in seconds, naming the URI, instead of after MLflow's ~4 minutes of retries once Ray is up.
 
-    http(s): MLflow's experiments/search endpoint must answer with JSON; 401 and 403 count too
-    (reachable; credentials are MLflow's business). Any other web server, or a proxy's 404 or login
-    page, is named as not an MLflow tracking server.
+    http(s): the server must answer within `timeout`, and MLflow's experiments/search endpoint with
+    JSON (within MLflow's own request timeout: a new server sets up its store on the first call);
+    401 and 403 count too (credentials are MLflow's business). Any other web server, or a proxy's
+    404 or login page, is named as not an MLflow tracking server.
     sqlite / file: the folder must exist and be writable. Other schemes (databricks, ...) are left to MLflow.
     """
     import json
     import os
-    import urllib.error
-    import urllib.request
+
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
 
     parts = urlparse(uri)
     if parts.scheme in ("http", "https"):
+        base = urlunparse(parts._replace(netloc=f"{parts.hostname}" + (f":{parts.port}" if parts.port else ""),
+                                         path=parts.path.rstrip("/"), query="", fragment=""))
         endpoint = "/api/2.0/mlflow/experiments/search"
-        probe = urlunparse(parts._replace(netloc=f"{parts.hostname}" + (f":{parts.port}" if parts.port else ""),
-                                          path=parts.path.rstrip("/") + endpoint, query="max_results=1",
-                                          fragment=""))
         try:
-            with urllib.request.urlopen(probe, timeout=timeout) as response:
-                status, body = response.status, response.read()
-        except urllib.error.HTTPError as err:
-            status, body = err.code, err.read()
+            _http_get(f"{base}/health", timeout)
         except (OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise ConfigError(f"tracking.uri={redact(uri)} is not reachable within {timeout:g}s "
                               f"({reason}); start the MLflow server or fix the URI") from None
+        api_timeout = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
+        try:
+            status, body = _http_get(f"{base}{endpoint}?max_results=1", api_timeout)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"tracking.uri={redact(uri)} answered, but {endpoint} did not within "
+                              f"{api_timeout:g}s ({getattr(err, 'reason', err)})") from None
         if status in (401, 403):
             return  # it answered, and wants credentials
         try:
