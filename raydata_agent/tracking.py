@@ -5,6 +5,7 @@ is in maintenance mode); `tracking.uri` points at a server instead.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -22,42 +23,88 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 REACH_TIMEOUT_S = 5.0  # a tracking server that does not answer in this time is reported before Ray starts
 
 
+# Credentials as they appear in command lines, URIs, config files and query strings. Each pattern keeps
+# what says where the secret was (scheme, host, key name) and replaces the secret itself with ***.
+_SECRET_WORDS = r"(?:password|passwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential|signature)"
+_SECRET_KEY = rf"(?<![\w.-])(?:[\w.-]*{_SECRET_WORDS}[\w.-]*|sig)"  # MLFLOW_TRACKING_PASSWORD, access_token, SAS sig
+_SECRET_VALUE = r"""(?:'[^']*'|"[^"]*"|[^\s&'"]+)"""
+_CREDENTIALS = [
+    (re.compile(r"([a-z][a-z0-9+.-]*://)[^\s/@'\"]+@", re.I), r"\1***@"),  # scheme://user:password@ or token@
+    (re.compile(r"(?<![\w.%+:/-])[\w.%+-]+:[^\s/@'\":]+@(?=[\w-])"), "***@"),  # user:password@host, no scheme
+    (re.compile(rf"({_SECRET_KEY}\s*[=:]\s*){_SECRET_VALUE}", re.I), r"\1***"),  # KEY=value, ?token=, YAML key: value
+    (re.compile(rf"((?<![\w.-])--?[\w.-]*{_SECRET_WORDS}[\w.-]*\s+){_SECRET_VALUE}", re.I), r"\1***"),  # --password x
+    (re.compile(r"(\bBearer\s+)\S+", re.I), r"\1***"),  # an Authorization header
+]
+
+
 def redact(text: str) -> str:
-    """The URI with any user:password replaced by ***: what logs, params and messages may show.
-    Credentials belong in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN."""
-    if not isinstance(text, str) or "@" not in text or "://" not in text:
+    """`text` with every credential in it replaced by ***: what logs, tags, params, text artifacts and
+    messages may show. Credentials belong in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD /
+    MLFLOW_TRACKING_TOKEN, but a command line or a URI may carry them too."""
+    if not isinstance(text, str):
         return text
-    parts = urlparse(text)
-    if not (parts.username or parts.password):
-        return text
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunparse(parts._replace(netloc=netloc))
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """The status and body of a GET; an HTTP error status is an answer too."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
 
 
 def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
     """Fail in seconds, naming the URI, instead of after MLflow's ~4 minutes of retries once Ray is up.
 
-    http(s): any HTTP answer counts (401 included: reachable, credentials are MLflow's business).
+    http(s): the server must answer within `timeout`, and MLflow's experiments/search endpoint with
+    JSON (within MLflow's own request timeout: a new server sets up its store on the first call);
+    401 and 403 count too (credentials are MLflow's business). Any other web server, or a proxy's
+    404 or login page, is named as not an MLflow tracking server.
     sqlite / file: the folder must exist and be writable. Other schemes (databricks, ...) are left to MLflow.
     """
+    import json
     import os
-    import urllib.error
-    import urllib.request
+
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
 
     parts = urlparse(uri)
     if parts.scheme in ("http", "https"):
-        probe = urlunparse(parts._replace(netloc=f"{parts.hostname}" + (f":{parts.port}" if parts.port else ""),
-                                          path=parts.path.rstrip("/") + "/health", query="", fragment=""))
+        base = urlunparse(parts._replace(netloc=f"{parts.hostname}" + (f":{parts.port}" if parts.port else ""),
+                                         path=parts.path.rstrip("/"), query="", fragment=""))
+        endpoint = "/api/2.0/mlflow/experiments/search"
         try:
-            with urllib.request.urlopen(probe, timeout=timeout):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered
+            _http_get(f"{base}/health", timeout)
         except (OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise ConfigError(f"tracking.uri={redact(uri)} is not reachable within {timeout:g}s "
                               f"({reason}); start the MLflow server or fix the URI") from None
+        api_timeout = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
+        try:
+            status, body = _http_get(f"{base}{endpoint}?max_results=1", api_timeout)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"tracking.uri={redact(uri)} answered, but {endpoint} did not within "
+                              f"{api_timeout:g}s ({getattr(err, 'reason', err)})") from None
+        if status in (401, 403):
+            return  # it answered, and wants credentials
+        try:
+            answer = json.loads(body)
+        except ValueError:  # a web page, or nothing
+            answer = None
+        if status == 200 and isinstance(answer, dict):
+            return
+        if isinstance(answer, dict) and "error_code" in answer:  # MLflow, failing: say why now
+            raise ConfigError(f"tracking.uri={redact(uri)} answered HTTP {status}: {answer['error_code']}: "
+                              f"{redact(str(answer.get('message', '')))[:300]}")
+        raise ConfigError(f"tracking.uri={redact(uri)} is not an MLflow tracking server ({endpoint} answered "
+                          f"HTTP {status}{', not JSON' if status == 200 else ''}); fix the URI (host, port, "
+                          f"and the path if MLflow is behind a proxy)")
     if parts.scheme in ("sqlite", "file", ""):
         path = Path(parts.path if parts.scheme else uri)
         folder = path.parent if parts.scheme == "sqlite" else path
@@ -177,7 +224,7 @@ class Tracker:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.client.log_text(self.run_id, redact(text), artifact_file)
 
     def log_figure(self, fig, name: str, artifact_path: str = "plots") -> None:
         import matplotlib.pyplot as plt
@@ -192,11 +239,23 @@ class Tracker:
         self.client.set_tag(self.run_id, key, redact(str(value)))
 
     def end(self, status: str = "FINISHED") -> None:
-        if redact(self.uri) != self.uri:  # MLflow prints "View run at <uri>" on stdout: not with a password in it
-            import os
+        """MLflow prints "View run <name> at <server>/#/experiments/..." when a run on a server ends: a
+        link without workflowType (it opens the GenAI view) and with any password in the URI. The run's
+        owner prints ours instead (`ui_url`), so MLflow's is switched off for this call."""
+        import os
 
-            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-        self.client.set_terminated(self.run_id, status)
+        from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+
+        name = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name
+        before = os.environ.get(name)
+        os.environ[name] = "true"
+        try:
+            self.client.set_terminated(self.run_id, status)
+        finally:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
     @property
     def experiment_id(self) -> str:

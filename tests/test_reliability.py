@@ -8,7 +8,7 @@ import ray
 
 from raydata_agent import checkpoint
 from raydata_agent.cli import main
-from raydata_agent.tracking import check_reachable, redact
+from raydata_agent.tracking import Tracker, check_reachable, redact
 
 
 @pytest.fixture
@@ -152,9 +152,11 @@ def test_the_local_clusters_metrics_port_is_not_on_the_network(ray_cluster):
 
 
 @pytest.mark.integration
-def test_tracking_credentials_never_reach_logs_params_or_artifacts(ray_cluster, tmp_path, capfd):
-    """A real run against a real `mlflow server` with user:password in the URI; then every byte the run
-    wrote (server database and artifacts, checkpoints, snapshots, console, Ray's session logs) is grepped."""
+def test_tracking_credentials_never_reach_logs_params_or_artifacts(ray_cluster, tmp_path, capfd, monkeypatch):
+    """A real run against a real `mlflow server` with user:password in the URI, started the way a shell
+    starts it (the command line becomes the run's `raydata_agent.command` tag); then every byte the run
+    wrote (server database and artifacts, checkpoints, snapshots, console, Ray's session logs) is grepped.
+    The real server passes the pre-start check, and only our link to the run is printed, not MLflow's."""
     import os
     import signal
     import socket
@@ -183,14 +185,22 @@ def test_tracking_credentials_never_reach_logs_params_or_artifacts(ray_cluster, 
                 time.sleep(1)
         secret = "s3cretPassw0rd"
         uri = f"http://alice:{secret}@127.0.0.1:{port}"
-        code = main(["run", "selection.selector=random_dynamic", "train.epochs=1", "data.num_samples=200",
-                     "data.val_samples=50", f"tracking.uri={uri}", f"ray.storage_path={tmp_path / 'runs'}"])
+        monkeypatch.setattr(sys, "argv", [
+            "raydata-agent", "run", "selection.selector=random_dynamic", "train.epochs=1", "data.num_samples=200",
+            "data.val_samples=50", f"tracking.uri={uri}", f"ray.storage_path={tmp_path / 'runs'}"])
+        code = main(sys.argv[1:])
         assert code == 0
         console = capfd.readouterr()
         assert secret not in console.out + console.err and "http://***@127.0.0.1" in console.out
+        assert "View run" not in console.out and "?workflowType=machine_learning" in console.out
         client = MlflowClient(f"http://127.0.0.1:{port}")
         (run,) = client.search_runs([client.get_experiment_by_name("raydata_agent").experiment_id])
         assert run.data.params["tracking.uri"] == f"http://***@127.0.0.1:{port}"
+        assert f"tracking.uri=http://***@127.0.0.1:{port}" in run.data.tags["raydata_agent.command"]
+        plain = f"http://127.0.0.1:{port}"  # no password: MLflow would print its GenAI-view link at the end
+        check_reachable(plain)
+        Tracker.start(plain, "raydata_agent", "plain", {}).end()
+        assert "View run" not in capfd.readouterr().out
         session_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
         leaks = [str(p) for folder in (tmp_path, session_logs) for p in folder.rglob("*")
                  if p.is_file() and secret.encode() in p.read_bytes()]

@@ -1,10 +1,17 @@
-"""What a person sees of a run in MLflow: its name, source, params, the experiment's kind, the plots."""
+"""What a person sees of a run in MLflow: its name, source, params, the experiment's kind, the plots;
+no credentials anywhere in it; and a tracking URI that is not MLflow named before Ray starts."""
+import http.server
+import json
+import threading
+
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from raydata_agent import plots
-from raydata_agent.config import load_config
-from raydata_agent.tracking import EXPERIMENT_KIND, Tracker, source_tags, ui_url
+from raydata_agent.cli import main
+from raydata_agent.config import ConfigError, load_config
+from raydata_agent.tracking import EXPERIMENT_KIND, Tracker, check_reachable, redact, source_tags, ui_url
 
 
 def test_params_are_those_the_task_and_selector_read():
@@ -81,3 +88,92 @@ def test_a_ray_job_tags_the_submitted_git_state_and_keeps_its_store_outside_the_
     assert tags["mlflow.source.git.commit"] == "0" * 40 and tags["mlflow.source.git.branch"] == "feature"
     storage = tmp_path / "results"
     assert load_config(None, [f"ray.storage_path={storage}"]).tracking_uri == f"sqlite:///{storage / 'mlflow.db'}"
+
+
+SECRET = "s3cretPassw0rd"
+
+
+def test_credentials_are_masked_anywhere_in_a_string():
+    command = (f"MLFLOW_TRACKING_PASSWORD={SECRET} raydata-agent run tracking.uri=http://alice:{SECRET}@h:5000/x "
+               f"--password {SECRET} --api-key={SECRET} --tracking-uri alice:{SECRET}@h:5000 "
+               f"data.path='s3://b/d?X-Amz-Signature={SECRET}&token={SECRET}&sig={SECRET}&v=1'")
+    masked = redact(command)
+    assert SECRET not in masked, masked
+    assert masked.startswith("MLFLOW_TRACKING_PASSWORD=*** raydata-agent run tracking.uri=http://***@h:5000/x ")
+    assert "--password *** --api-key=*** --tracking-uri ***@h:5000 " in masked and "&v=1" in masked
+    assert redact(f"tracking:\n  password: {SECRET}\nAuthorization: Bearer {SECRET}") == (
+        "tracking:\n  password: ***\nAuthorization: Bearer ***")
+    assert redact("https://token@host") == "https://***@host"
+    # nothing else changes: every config value, e-mail and git addresses, a sweep's summary tag
+    plain = [str(v) for v in load_config(None, []).flat().values()] + [
+        "raydata-agent run agent.warm_start_passes=2 agent.replay_passes=1 selection.ratio=0.3",
+        "alice@example.com", "git@github.com:org/repo.git", "greedy r0.3 s0: 0.8123 at cost 0.300"]
+    assert [redact(text) for text in plain] == plain
+
+
+def test_no_credential_reaches_a_tag_param_or_text_artifact(tmp_path):
+    """Every tag, param and text artifact goes through Tracker: grep all the store holds afterwards."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = f"raydata-agent run tracking.uri=http://alice:{SECRET}@h:5000 MLFLOW_TRACKING_TOKEN={SECRET}"
+    tracker = Tracker.start(uri, "creds", "r", {"tracking.uri": f"http://alice:{SECRET}@h:5000",
+                                                "data.path": f"s3://b/d?token={SECRET}"},
+                            tags={"raydata_agent.command": command})
+    tracker.set_tag("resumed_from", f"https://bob:{SECRET}@h/ckpt")
+    tracker.log_text(f"tracking:\n  uri: http://alice:{SECRET}@h:5000\n  password: {SECRET}\n", "config.yaml")
+    tracker.end()
+    tags = MlflowClient(uri).get_run(tracker.run_id).data.tags
+    assert tags["raydata_agent.command"] == "raydata-agent run tracking.uri=http://***@h:5000 MLFLOW_TRACKING_TOKEN=***"
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not leaks, leaks
+
+
+class _NotMlflow(http.server.BaseHTTPRequestHandler):
+    """A web server that is not MLflow; the URI's first path segment picks how it answers."""
+    ANSWERS = {"/missing": (404, "text/html", "<h1>Not Found</h1>"),  # a proxy with no route for MLflow
+               "/page": (200, "text/html", "<html>It works!</html>"),  # any web server
+               "/login": (401, "application/json", "{}"),  # MLflow behind auth, no credentials sent
+               "/broken": (500, "application/json", '{"error_code": "INTERNAL_ERROR", "message": "db locked"}'),
+               "/mlflowlike": (200, "application/json", '{"experiments": []}')}
+
+    def do_GET(self):
+        code, kind, body = self.ANSWERS["/" + self.path.split("/")[1]]
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotMlflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_web_server_that_is_not_mlflow_is_named_before_ray(web_server, monkeypatch, capsys, tmp_path):
+    import raydata_agent.runner
+
+    for path, answer in (("missing", "HTTP 404"), ("page", "HTTP 200, not JSON")):
+        with pytest.raises(ConfigError) as err:
+            check_reachable(f"{web_server}/{path}")
+        assert str(err.value) == (
+            f"tracking.uri={web_server}/{path} is not an MLflow tracking server (/api/2.0/mlflow/experiments/search "
+            f"answered {answer}); fix the URI (host, port, and the path if MLflow is behind a proxy)")
+    with pytest.raises(ConfigError, match="answered HTTP 500: INTERNAL_ERROR: db locked"):
+        check_reachable(f"{web_server}/broken")
+    check_reachable(f"{web_server}/login")  # credentials are MLflow's business
+    check_reachable(f"{web_server}/mlflowlike")
+
+    def refuse(cfg):
+        raise AssertionError("Ray was started before the bad tracking URI was found")
+
+    monkeypatch.setattr(raydata_agent.runner, "init_ray", refuse)
+    assert main(["run", f"tracking.uri=http://alice:{SECRET}@{web_server[7:]}/page",
+                 f"ray.storage_path={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"config error: tracking.uri=http://***@{web_server[7:]}/page is not an MLflow tracking "
+                          "server"), err
