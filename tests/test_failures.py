@@ -156,3 +156,21 @@ def test_driver_killed_then_resume_continues_the_same_mlflow_run(ray_cluster, ru
     latest = checkpoint.latest(storage / run_id)
     state = checkpoint.read(latest, ("store",))["store"]
     assert [h["epoch"] for h in state["history"]] == list(range(EPOCHS))
+
+
+def test_a_score_store_that_cannot_start_fails_the_run_at_once(ray_cluster, tmp_path):
+    """Input the store's constructor rejects is rejected the same on every try: one line, the MLflow run
+    ends FAILED, and no Train worker is started to be retried against a dead actor."""
+    import re
+
+    import raydata_agent
+    from raydata_agent.runner import RunFailed
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    reason = r"DataError: the source of row 1, '\udcff.png', is not valid UTF-8"  # a name that came from bytes
+    with pytest.raises(RunFailed, match=r"failed before training: the score store did not start: .*" + re.escape(reason)):
+        raydata_agent.start_session(labels=[0, 1], sources=["a.png", "\udcff.png"], epochs=2, use_ray=True,
+                                    tracking_uri=uri, storage_path=str(tmp_path / "runs"), progress=False)
+    client = MlflowClient(uri)
+    [failed] = client.search_runs([client.get_experiment_by_name("raydata_agent").experiment_id])
+    assert failed.info.status == "FAILED"
