@@ -167,8 +167,8 @@ def test_a_score_store_that_cannot_start_fails_the_run_at_once(ray_cluster, tmp_
     from raydata_agent.runner import RunFailed
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    reason = r"DataError: the source of row 1, '\udcff.png', is not valid UTF-8"  # a name that came from bytes
-    with pytest.raises(RunFailed, match=r"failed before training: the score store did not start: .*" + re.escape(reason)):
+    reason = re.escape(r"DataError: the source of row 1, '\udcff.png', is not valid UTF-8")  # a name from bytes
+    with pytest.raises(RunFailed, match="failed before training: the score store did not start: .*" + reason):
         raydata_agent.start_session(labels=[0, 1], sources=["a.png", "\udcff.png"], epochs=2, use_ray=True,
                                     tracking_uri=uri, storage_path=str(tmp_path / "runs"), progress=False)
     client = MlflowClient(uri)
