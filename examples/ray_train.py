@@ -4,6 +4,7 @@ Two ways to feed the workers, both with each worker getting its share of every e
   --feed sampler   a DataLoader with the session's sampler (sharded by rank, like DistributedSampler)
   --feed ray_data  the session's selected-ids dataset, through ray.train.get_dataset_shard
 Run: python examples/ray_train.py --feed ray_data [--workers 2] [--epochs 4]
+With --feed ray_data, the workers leave Ray Data's tasks a CPU: on a small machine each takes less than one.
 """
 import argparse
 
@@ -20,6 +21,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import raydata_agent
 from raydata_agent.data.shapes import make_shapes
+from raydata_agent.data.streaming import cluster_cpus, ray_data_starved
+
+RAY_DATA_TASK_CPUS = 1.0  # what each map_batches task reserves (Ray Data's default)
 
 
 def make_model() -> nn.Module:
@@ -66,12 +70,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--feed", choices=("sampler", "ray_data"), default="ray_data")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--cpus-per-worker", type=float, default=None,
+                        help="default 1; with --feed ray_data at most what leaves Ray Data's tasks a CPU")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--samples", type=int, default=600)
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--storage-path", default="runs")
     args = parser.parse_args(argv)
+    cpus = cluster_cpus()  # None on a cluster joined by RAY_ADDRESS: it may scale up
+    if args.cpus_per_worker is None:  # a CPU each, less on a small machine, where Ray Data's tasks keep one
+        free = None if cpus is None else cpus - (RAY_DATA_TASK_CPUS if args.feed == "ray_data" else 0.0)
+        args.cpus_per_worker = 1.0 if free is None else min(1.0, free / args.workers)
+    if args.feed == "ray_data" and ray_data_starved(cpus, args.workers, args.cpus_per_worker, RAY_DATA_TASK_CPUS):
+        raise SystemExit(f"ray_train.py: --workers {args.workers} x --cpus-per-worker {args.cpus_per_worker:g} leave "
+                         f"Ray Data's tasks less than {RAY_DATA_TASK_CPUS:g} of {cpus:g} CPUs, so training would wait "
+                         f"forever: lower --cpus-per-worker or --workers")
 
     images, labels = make_shapes(args.samples, size=32, seed=0)
     session = raydata_agent.start_session(len(labels), labels=labels, epochs=args.epochs,  # + selection

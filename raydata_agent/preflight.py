@@ -3,8 +3,8 @@
 A mistake found here costs a second and one line; found after `ray.init` it costs a cluster
 start-up, a Train worker group and a traceback. Config values are checked when the config loads
 (config.py); this adds what needs the outside world: the tracking store answers, the checkpoint to
-resume from is whole, the storage folder is writable, and the data set opens and its first
-samples decode.
+resume from is whole, the storage folder is writable, the data set opens and its first
+samples decode, and (data.pipeline=ray_data) the Train workers leave Ray Data a CPU's share.
 """
 from __future__ import annotations
 
@@ -57,10 +57,26 @@ def check_local_cluster_fits(cfg: Config) -> None:
                           f"cluster with ray.address")
 
 
+def _ray_data_fits(cfg: Config) -> None:
+    """data.pipeline=ray_data: the Train workers must leave Ray Data's decode tasks a CPU's share, or
+    the first epoch waits forever."""
+    from raydata_agent.data.streaming import cluster_cpus, ray_data_starved
+
+    cpus = cluster_cpus(cfg.ray.num_cpus, cfg.ray.address)
+    workers, per_worker, task_cpus = cfg.train.num_workers, cfg.train.cpus_per_worker, cfg.data.stream_cpus
+    if ray_data_starved(cpus, workers, per_worker, task_cpus):
+        raise ConfigError(f"data.pipeline=ray_data: train.num_workers={workers} x train.cpus_per_worker={per_worker} "
+                          f"hold {workers * per_worker:g} of the cluster's {cpus:g} CPUs, leaving Ray Data's decode "
+                          f"tasks less than data.stream_cpus={task_cpus:g}: training would wait forever; lower "
+                          f"data.stream_cpus or train.num_workers, or raise ray.num_cpus")
+
+
 def preflight(cfg: Config):
     """(task, train data, val data), opened and read once; raises ConfigError / DataError / CheckpointError
     with one line naming the key, file or URI."""
     check_local_cluster_fits(cfg)
+    if cfg.data.pipeline == "ray_data":
+        _ray_data_fits(cfg)
     check_reachable(cfg.tracking_uri)
     if not is_uri(cfg.ray.storage_path):  # shared storage (s3://...) is Ray Train's to reach
         _writable("ray.storage_path", Path(cfg.ray.storage_path))

@@ -95,6 +95,26 @@ def _store_on_this_node(run_id: str):
         scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
 
 
+def start_store(config: dict, labels, sources, num_classes: int, tracker: Tracker, snapshot_dir: str, agent=None,
+                truth: dict | None = None, publish_on_commit: bool = False):
+    """The score store actor (ScoreStore's arguments), once its constructor has run. An error there
+    (bad input: the same on every try) ends the run here, FAILED in MLflow, with its last line,
+    not as Train workers retried against an actor that never started."""
+    store = _store_on_this_node(tracker.run_id).remote(config, labels, sources, num_classes, tracker, snapshot_dir,
+                                                       agent, truth, publish_on_commit=publish_on_commit)
+    try:
+        ray.get(store.__ray_ready__.remote())
+    except ray.exceptions.RayActorError as err:
+        for actor in (store, agent):
+            if actor is not None:
+                ray.kill(actor)
+        tracker.end("FAILED")
+        reason = [line for line in str(err).splitlines() if line.strip()][-1]  # "DataError: ..."
+        raise RunFailed(f"run {tracker.run_id} failed before training: the score store did not start: "
+                        f"{reason}") from None
+    return store
+
+
 def log_plots(tracker: Tracker, history: list[dict], title: str = "", class_names: list[str] | None = None) -> None:
     if not history:
         return
@@ -235,10 +255,9 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
         from raydata_agent.agent import start_agent
 
         agent = start_agent(cfg, len(train_data), name=f"data_agent:{tracker.run_id}")
-    store = _store_on_this_node(tracker.run_id).remote(cfg.to_dict(), train_data.labels, train_data.sources,
-                                                       task.num_classes, tracker,
-                                                       f"{storage}/{tracker.run_id}/pool", agent,
-                                         getattr(train_data, "truth", None), publish_on_commit=True)
+    store = start_store(cfg.to_dict(), train_data.labels, train_data.sources, task.num_classes, tracker,
+                        f"{storage}/{tracker.run_id}/pool", agent, getattr(train_data, "truth", None),
+                        publish_on_commit=True)
     if cfg.train.resume_from:
         tracker.set_tag("resumed_from", cfg.train.resume_from)
     # The same session a user's own loop gets from start_session: the workers get copies of it;

@@ -30,7 +30,13 @@ class ScoreStore:
                  tracker: Tracker | None, snapshot_dir: str, agent=None, truth: dict | None = None,
                  publish_on_commit: bool = False):
         self.cfg: Config = from_dict(config)
-        self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
+        try:
+            self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
+        except UnicodeEncodeError:  # Arrow strings are UTF-8: name the row, not pyarrow's position in it
+            from raydata_agent.data import DataError, not_utf8
+
+            row = next(i for i, source in enumerate(sources) if not_utf8(source))
+            raise DataError(f"the source of row {row}, {sources[row]!a}, is not valid UTF-8") from None
         self.num_classes = num_classes
         self.class_counts = self._per_class(self.pool.ids)
         extra = {"agent": agent, "agent_cfg": self.cfg.agent} if agent is not None else {}

@@ -557,11 +557,15 @@ def start_session(num_samples: int | None = None, *, epochs: int, labels=None, s
         agent = start_agent(cfg, len(labels), name=f"data_agent:{tracker.run_id}" if use_ray else None)
     args = (cfg.to_dict(), labels, sources, num_classes, tracker, snapshot_dir, agent)
     if use_ray:
-        from raydata_agent.runner import _store_on_this_node
+        from raydata_agent.runner import start_store
 
-        store = _store_on_this_node(tracker.run_id).remote(*args)
+        store = start_store(*args)
     else:
-        store = ScoreStore(*args)
+        try:
+            store = ScoreStore(*args)
+        except Exception:  # bad input (the pool's labels, sources): the MLflow run ends FAILED
+            tracker.end("FAILED")
+            raise
     if progress:
         print(f"[raydata-agent] selection: {cfg.selection.selector} keeps {cfg.selection.ratio:.0%} of "
               f"{len(labels)} samples per epoch; MLflow run {tracker.run_id} in {redact(tracker.uri)}", flush=True)

@@ -91,6 +91,24 @@ def all_workers_sum(value: int) -> int:
     return int(total.item())
 
 
+def all_workers_union(items: set[str]) -> set[str]:
+    """A set joined over the Train workers (each reads its own share of the files)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return set(items)
+    gathered = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, sorted(items))
+    return set().union(*gathered)
+
+
+def new_skips(train_data, counted: set[str]) -> int:
+    """Files first found unreadable since the last call, on any worker; adds them to `counted`. A file
+    skipped at load (in `counted` from the start: the run's `data_skipped`) or in an earlier epoch is
+    not counted again, though every later read of it is skipped too."""
+    found = all_workers_union({path for path, _ in train_data.skipped} - counted) - counted
+    counted |= found
+    return len(found)
+
+
 def autocast(precision: str, device: torch.device):
     """The forward pass's autocast context for train.precision (fp32: none)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -184,6 +202,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     start_epoch = restore(model, optimizer, scheduler, scaler, cfg, session.store, rank)
+    counted_skips = {path for path, _ in train_data.skipped} if isinstance(train_data, ImageData) else set()
     checkpoint_s = 0.0  # the previous epoch's (logged with the next one: it comes after the epoch's log)
     startup = startup_times(setup_start)
 
@@ -231,8 +250,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         session.flush()  # every signal of this worker is in the pool
         scheduler.step()
 
-        if isinstance(train_data, ImageData):  # files skipped at load and mid-run, so far
-            timings["skipped_files"] = len(train_data.skipped)
+        if isinstance(train_data, ImageData):  # files first found unreadable this epoch (all workers)
+            timings["skipped_files"] = new_skips(train_data, counted_skips)
         metrics = {"train_loss": session.train_loss, "lr": scheduler.get_last_lr()[0],
                    "train_time_s": time.perf_counter() - epoch_start, **timings}
         # 3. Evaluate (rank 0), close the epoch in the store (every worker), checkpoint (rank 0).

@@ -1,4 +1,5 @@
 """Classification data readers: generated, bundled and on-disk sets, and their errors."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,23 @@ def test_image_folder_reads_on_demand_and_names_a_corrupt_file(tmp_path):
     assert Path(train.skipped[-1][0]).name == "cut.png" and train.skipped[-1][1].startswith("mid-run: ")
     train.read(np.array([cut]))
     assert len(train.skipped) == 3  # counted once
+
+
+def test_image_folder_skips_a_file_whose_name_is_not_utf8(tmp_path, caplog):
+    import pyarrow as pa
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / cls / "0.png")
+    fd = os.open(bytes(tmp_path / "train" / "cat") + b"/\xff.png", os.O_WRONLY | os.O_CREAT)
+    with open(fd, "wb") as f:  # a sound image: only its name is wrong (a pool source must be UTF-8)
+        f.write((tmp_path / "train" / "cat" / "0.png").read_bytes())
+    train, _, _ = load_dataset(DataConfig(name="imagefolder", path=str(tmp_path)))
+    bad = f"{tmp_path}/train/cat/\\xff.png"  # its bytes, printable
+    assert train.skipped == [(bad, "file name is not valid UTF-8 (rename the file)")]
+    assert bad in caplog.text and len(pa.array(train.files)) == 2  # what the score store builds its pool from
 
 
 def test_image_folder_class_with_no_image_is_an_error(tmp_path):

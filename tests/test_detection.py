@@ -144,5 +144,24 @@ def test_image_list_cannot_leave_the_data_root(tmp_path, line):
     spec.write_text("path: .\ntrain: train.txt\nval: images/val\nnames: {0: a, 1: b}\n")
     with pytest.raises(DataError, match=rf"train.txt:2: '{line}' points outside the data set root"):
         load_yolo(spec, 32)
-    (root / "train.txt").write_text("images/train/a.png\n./images/train/../train/a.png\n")
-    assert len(load_yolo(spec, 32)[0]) == 2  # inside the root, however written
+    (root / "train.txt").write_text("./images/train/../train/a.png\n")
+    assert len(load_yolo(spec, 32)[0]) == 1  # inside the root, however written
+
+
+def test_an_image_listed_twice_is_one_row_with_a_warning(tmp_path, caplog):
+    spec = write_set(tmp_path)
+    (tmp_path / "train.txt").write_text("images/train/a.png\n./images/train/../train/a.png\nimages/train/a.png\n")
+    spec.write_text("path: .\ntrain: train.txt\nval: images/val\nnames: {0: a, 1: b}\n")
+    train, _, _ = load_yolo(spec, 32)
+    assert train.files == [str(tmp_path / "images" / "train" / "a.png")]
+    assert "names 1 image(s) more than once" in caplog.text and "a.png" in caplog.text
+
+
+def test_an_image_whose_name_is_not_utf8_is_skipped_and_named(tmp_path):
+    spec = write_set(tmp_path)
+    good = (tmp_path / "images" / "train" / "a.png").read_bytes()
+    with open(os.open(bytes(tmp_path / "images" / "train") + b"/\xff.png", os.O_WRONLY | os.O_CREAT), "wb") as f:
+        f.write(good)
+    train, _, _ = load_yolo(spec, 32)
+    assert len(train) == 1 and train.skipped == [(f"{tmp_path}/images/train/\\xff.png",
+                                                  "file name is not valid UTF-8 (rename the file)")]

@@ -209,3 +209,21 @@ def test_interrupted_driver_marks_the_run_killed_and_resume_finishes_it(ray_clus
     assert f"epoch {committed}/{epochs}" not in printed, printed  # the restored epochs are not printed again
     assert client.get_run(run_id).info.status == "FINISHED"
     assert sorted(m.step for m in client.get_metric_history(run_id, "epoch")) == list(range(1, epochs + 1))
+
+
+def test_a_score_store_that_cannot_start_fails_the_run_at_once(ray_cluster, tmp_path):
+    """Input the store's constructor rejects is rejected the same on every try: one line, the MLflow run
+    ends FAILED, and no Train worker is started to be retried against a dead actor."""
+    import re
+
+    import raydata_agent
+    from raydata_agent.runner import RunFailed
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    reason = re.escape(r"DataError: the source of row 1, '\udcff.png', is not valid UTF-8")  # a name from bytes
+    with pytest.raises(RunFailed, match="failed before training: the score store did not start: .*" + reason):
+        raydata_agent.start_session(labels=[0, 1], sources=["a.png", "\udcff.png"], epochs=2, use_ray=True,
+                                    tracking_uri=uri, storage_path=str(tmp_path / "runs"), progress=False)
+    client = MlflowClient(uri)
+    [failed] = client.search_runs([client.get_experiment_by_name("raydata_agent").experiment_id])
+    assert failed.info.status == "FAILED"

@@ -1,8 +1,10 @@
 """Standard classification recipes: augmentation on training only, normalisation in the model,
 mixed precision on CPU, threaded decoding with prefetch, and a run from generated JPEG files."""
+import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,6 +116,17 @@ def test_prefetch_loads_the_next_batch_while_this_one_trains():
     assert all(name.startswith("prefetch") for _, name in loaded)
 
 
+def test_a_file_the_channel_statistics_cannot_decode_is_a_load_time_skip(jpeg_root, tmp_path):
+    root = tmp_path / "jpeg"
+    shutil.copytree(jpeg_root, root)
+    victim = sorted((root / "train" / "disc").iterdir())[0]
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[: len(whole) * 2 // 3])  # the header reads; the pixels do not
+    task, train, _ = folder_task(root)  # normalisation on (imagefolder): the statistics decode it
+    assert [(path, why.split(":")[0]) for path, why in task.skipped] == [(str(victim), "mid-run")]
+    # in the run's data_skipped (load), so the workers, whose own load meets it too, do not count it again
+
+
 @pytest.mark.integration
 def test_run_trains_from_jpeg_files_in_bf16_and_skips_a_file_cut_mid_run(ray_cluster, run_dirs, jpeg_root, tmp_path):
     root = tmp_path / "jpeg"
@@ -121,7 +134,11 @@ def test_run_trains_from_jpeg_files_in_bf16_and_skips_a_file_cut_mid_run(ray_clu
     victim = sorted((root / "train" / "disc").iterdir())[0]
     whole = victim.read_bytes()
     victim.write_bytes(whole[: len(whole) * 2 // 3])  # the header survives the load check; the pixels do not
+    # A sound image whose name is not UTF-8 (a pool source must be): skipped at load, named by its bytes.
+    with open(os.open(bytes(root / "train" / "disc") + b"/\xff.jpg", os.O_WRONLY | os.O_CREAT), "wb") as f:
+        f.write(whole)
     result = run(load_config(None, ["data.name=imagefolder", f"data.path={root}", "data.image_size=32",
+                                    "data.normalize=false",  # no channel statistics: the cut file is met mid-run
                                     "train.precision=bf16", "train.label_smoothing=0.1", "train.epochs=2",
                                     "train.batch_size=20", "selection.selector=random_dynamic", *run_dirs]),
                  progress=False)
@@ -131,5 +148,8 @@ def test_run_trains_from_jpeg_files_in_bf16_and_skips_a_file_cut_mid_run(ray_clu
     assert [m.value for m in client.get_metric_history(result.run_id, "selected")] == [60, 30]
     assert run_info.data.params["train.precision"] == "bf16"
     assert "data_wait_s" in run_info.data.metrics
-    # the cut file is skipped and counted when first decoded (here: for the channel statistics), not fatal
-    assert [m.value for m in client.get_metric_history(result.run_id, "skipped_files")] == [1, 1]
+    assert [m.value for m in client.get_metric_history(result.run_id, "data_skipped")] == [1]
+    listed = Path(client.download_artifacts(result.run_id, "data/skipped.tsv")).read_text()
+    assert "disc/\\xff.jpg\tfile name is not valid UTF-8" in listed
+    # the cut file is skipped and counted once, in the epoch that first decoded it, not fatal
+    assert [m.value for m in client.get_metric_history(result.run_id, "skipped_files")] == [1, 0]

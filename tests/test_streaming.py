@@ -44,6 +44,19 @@ def test_pipeline_key_is_checked():
         load_config(None, ["task.name=segmentation", "data.pipeline=ray_data"])
 
 
+def test_ray_data_run_that_leaves_its_tasks_no_cpu_is_refused_before_ray_starts(tmp_path):
+    from raydata_agent.data.streaming import ray_data_starved
+    from raydata_agent.preflight import preflight
+
+    cfg = load_config(None, ["data.pipeline=ray_data", "train.num_workers=2", "ray.num_cpus=2",
+                             f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+    with pytest.raises(ConfigError, match=r"train.num_workers=2 x train.cpus_per_worker=1 hold 2 of the cluster's 2 "
+                                          r"CPUs, .* less than data.stream_cpus=1: training would wait forever"):
+        preflight(cfg)  # (the check comes first: a cluster already up in this process has 2 CPUs too)
+    assert not ray_data_starved(2, 1, 1, 1) and not ray_data_starved(2, 2, 0.5, 1)  # the defaults; the example's
+    assert ray_data_starved(2, 2, 1, 0.25) and not ray_data_starved(None, 8, 1, 1)  # None: a cluster that may grow
+
+
 def test_ray_data_path_yields_each_selected_id_once_across_two_workers(ray_cluster, tmp_path):
     import ray.train
     from ray.train import ScalingConfig

@@ -157,10 +157,27 @@ def _cifar(cfg: DataConfig):
             len(train.classes))
 
 
+def printable_path(path: str | os.PathLike) -> str:
+    """A path as text that always encodes: a name that is not UTF-8 shows its bytes (\\xff), where
+    `str(path)` would hold surrogates that Arrow, MLflow and the console cannot write."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def not_utf8(path: str | os.PathLike) -> str | None:
+    """Why a file name cannot be a pool row's source (Arrow strings are UTF-8), or None."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeError:  # bytes that are not UTF-8, or a str surrogate that no byte escapes
+        return "file name is not valid UTF-8 (rename the file)"
+    return None
+
+
 def _unreadable(path: Path) -> str | None:
-    """Why an image cannot be used, from its size and header (not a full decode: cheap at load), or None."""
+    """Why an image cannot be used, from its name, size and header (not a full decode: cheap at load), or None."""
     from PIL import Image
 
+    if reason := not_utf8(path):
+        return reason
     try:
         if path.stat().st_size == 0:
             return "zero-byte file"
@@ -174,9 +191,9 @@ def _unreadable(path: Path) -> str | None:
 def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
     """`root/{train,val}/<class>/<image>`; images are read on demand, so the pool can be large.
 
-    Every file's header is read at load (threads): a zero-byte or undecodable file is skipped,
-    counted and logged (as the YOLO reader does), and a class left with no image stops the run,
-    since the model would get an output for a class it never sees.
+    Every file's header is read at load (threads): a zero-byte or undecodable file, or one whose name
+    is not UTF-8, is skipped, counted and logged (as the YOLO reader does), and a class left with no
+    image stops the run, since the model would get an output for a class it never sees.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -202,7 +219,7 @@ def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
         files, labels, skipped = [], [], []
         for (label, f), reason in zip(candidates, reasons):
             if reason:
-                skipped.append((str(f), reason))
+                skipped.append((printable_path(f), reason))
             else:
                 files.append(str(f))
                 labels.append(label)
@@ -211,9 +228,10 @@ def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
                         "; ".join(f"{f}: {r}" for f, r in skipped[:3]))
         counts = np.bincount(np.asarray(labels, np.int64), minlength=len(names))
         if (counts == 0).any():
-            empty = folder / names[int(np.argmin(counts))]
+            empty = printable_path(folder / names[int(np.argmin(counts))])
             raise DataError(f"class folder {empty} has no readable image"
-                            + (f" ({sum(1 for f, _ in skipped if Path(f).parent == empty)} skipped)" if skipped else ""))
+                            + (f" ({sum(1 for f, _ in skipped if str(Path(f).parent) == empty)} skipped)"
+                               if skipped else ""))
         splits.append(ImageData(np.asarray(labels, np.int64), files=files, image_size=cfg.image_size,
                                 skipped=skipped, decode_threads=cfg.decode_threads,
                                 augment="resized_crop_flip" if split == "train" and wants(cfg.augment, cfg.name) else None))

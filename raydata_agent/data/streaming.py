@@ -13,10 +13,31 @@ loss and the signals and counts it (`data_skipped_stream` in MLflow).
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import torch
+
+
+def cluster_cpus(num_cpus: int | None = None, address: str | None = None) -> float | None:
+    """CPUs of the cluster a run will use, when known before it starts: Ray already up in this process
+    (its size now), else the local cluster a run starts (`num_cpus`, default all of this machine's).
+    None when it joins a cluster by address (RAY_ADDRESS): that one may scale up."""
+    import ray
+
+    if address or os.environ.get("RAY_ADDRESS"):
+        return None
+    if ray.is_initialized():
+        return float(ray.cluster_resources().get("CPU", 0.0))
+    return float(num_cpus or os.cpu_count() or 1)
+
+
+def ray_data_starved(cpus: float | None, num_workers: int, cpus_per_worker: float, task_cpus: float) -> bool:
+    """Whether the Train workers leave Ray Data's tasks no room: Ray Train holds the workers' CPUs for
+    the whole run, and a Ray Data task that does not fit in the rest waits for good (Ray Data only warns
+    that the cluster resources are not enough). An unknown cluster size (None) is not judged."""
+    return cpus is not None and cpus - num_workers * cpus_per_worker < task_cpus
 
 
 def epoch_dataset(session, data, cfg):

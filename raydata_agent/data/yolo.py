@@ -3,13 +3,16 @@
 Labels are checked when the data set is opened, so a bad file fails here with its name and line,
 not deep inside ultralytics mid-epoch:
 - a malformed line, a class id out of range, or a box outside [0, 1] is an error (file:line);
-- an unreadable or zero-byte image is skipped and counted (`skipped`), so one broken file does not
-  cost a run; the runner logs the list to MLflow;
+- an unreadable or zero-byte image, or one whose file name is not UTF-8, is skipped and counted
+  (`skipped`), so one broken file does not cost a run; the runner logs the list to MLflow;
+- an image a split names twice (a `.txt` list repeating a line) is kept once, with a warning;
 - an image with no label file is background (no boxes), as in ultralytics.
 """
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +20,9 @@ import numpy as np
 import torch
 import yaml
 
-from raydata_agent.data import DataError
+from raydata_agent.data import DataError, not_utf8, printable_path
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 BOX_TOLERANCE = 1e-3  # normalised coordinates a hair outside [0, 1] are rounding, not errors
@@ -61,6 +66,8 @@ def read_labels(path: Path, num_classes: int) -> np.ndarray:
 
 def image_ok(path: Path) -> str | None:
     """None if the image can be decoded, else the reason it is skipped."""
+    if reason := not_utf8(path):
+        return reason
     if path.stat().st_size == 0:
         return "zero-byte file"
     from PIL import Image
@@ -139,7 +146,12 @@ def _split_images(root: Path, entry) -> list[Path]:
             files += _listed_images(root, p)
         else:
             raise DataError(f"data set split {item!r} ({p}) is neither an image folder nor a .txt list")
-    return files
+    times = Counter(files)  # one pool row per image: a repeat would be trained on and scored twice
+    repeated = [f for f, n in times.items() if n > 1]
+    if repeated:
+        log.warning("split %r of %s names %d image(s) more than once; each is kept once, e.g. %s", entry, root,
+                    len(repeated), ", ".join(map(printable_path, repeated[:3])))
+    return list(times)
 
 
 def _listed_images(root: Path, listing: Path) -> list[Path]:
@@ -148,7 +160,8 @@ def _listed_images(root: Path, listing: Path) -> list[Path]:
     reader open files the data set does not hold."""
     inside = root.resolve()
     files = []
-    for lineno, line in enumerate(listing.read_text().splitlines(), 1):
+    # A name that is not UTF-8 is read as the file system writes it (surrogateescape): image_ok skips it by name.
+    for lineno, line in enumerate(listing.read_text(errors="surrogateescape").splitlines(), 1):
         if not line.strip():
             continue
         path = (root / line.strip()).resolve()
@@ -179,7 +192,7 @@ def load_yolo(yaml_path: str | os.PathLike, image_size: int, augment: bool = Tru
         for image in _split_images(root, spec[split]):
             reason = image_ok(image)
             if reason:
-                skipped.append((str(image), reason))
+                skipped.append((printable_path(image), reason))
                 continue
             boxes.append(read_labels(label_path(image), len(names)))
             files.append(str(image))

@@ -81,9 +81,9 @@ class ClassificationTask:
     def load_data(self) -> tuple[ImageData, ImageData]:
         train, val, self.num_classes = load_dataset(self.data_cfg)
         self.in_channels = train.channels
-        self.skipped = train.skipped + val.skipped  # unreadable files dropped at load; the runner logs them
         if wants(self.data_cfg.normalize, self.data_cfg.name):
-            self.channel_stats = channel_stats(train)
+            self.channel_stats = channel_stats(train)  # a file that fails to decode here is skipped at load
+        self.skipped = train.skipped + val.skipped  # unreadable files dropped at load; the runner logs them
         return train, val
 
     def data_info(self) -> dict:
