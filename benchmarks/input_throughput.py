@@ -15,7 +15,8 @@ Two measurements per set:
 Sets: 32 px shapes in memory (augmented) and a generated 224 px JPEG imagefolder (written once).
 Scaling (--scaling): one epoch of `raydata-agent run` through the Ray Data path at each of
 --scaling-workers Train workers (default 1 2; the second epoch's train_time_s, a --scale-size JPEG
-set, selector full), as a speedup over the first count and a fraction of linear.
+set, --model, selector full, on GPUs with --device cuda), as a speedup over the first count and a
+fraction of linear.
 
     .venv/bin/python benchmarks/input_throughput.py --json /tmp/input.json
     .venv/bin/python benchmarks/input_throughput.py --images 2000 --size 224 --model resnet18 --device cuda
@@ -195,7 +196,7 @@ def scaling(args, tmp) -> list[dict]:
         cfg = load_config(None, ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.scale_size}",
                                  "data.pipeline=ray_data", f"data.stream_cpus={args.stream_cpus}",
                                  f"data.decode_threads={args.threads}", "selection.selector=full",
-                                 "train.epochs=2", f"train.batch_size={args.batch_size}",
+                                 "train.epochs=2", f"train.batch_size={args.batch_size}", f"task.model={args.model}",
                                  f"train.num_workers={workers}", f"tracking.uri=sqlite:///{tmp}/scale.db",
                                  f"ray.storage_path={tmp}/scale_runs",
                                  *(["train.use_gpu=true"] if args.device == "cuda" else [])])
