@@ -37,9 +37,7 @@ def test_dry_run_measures_every_section(ray_cluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the generated sets' ./data_cache
     assert gpu_suite.main(["--dry-run", "--budget-s", "3600"]) == 0  # a busy shared host is slow: no skips
     report = json.loads((tmp_path / "results.json").read_text())
-    for name, section in report["sections"].items():
-        if name == "scaling" and section["status"].startswith("skipped: needs 2+ CPUs"):
-            continue  # the test cluster's 2 CPUs fit one Train worker beside the decode tasks
+    for name, section in report["sections"].items():  # scaling too, at 1 worker on the 2-CPU test cluster
         assert section["status"] == "done", (name, section["status"])
         assert section["ratio"] > 0 and section["absolute"], name
     table = (tmp_path / "results.md").read_text()
