@@ -127,7 +127,7 @@ def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root:
             "finish_epoch_s": t1 - t0, "plan_s": t2 - t1, "critical_path_s": t2 - t0}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--selectors", nargs="+", default=["greedy", "infobatch", "lead", "random_dynamic",
                                                            "data_agent"])
@@ -141,7 +141,11 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=2, help="of the local cluster started (no --address)")
     parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     import ray
 

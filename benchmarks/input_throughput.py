@@ -15,7 +15,8 @@ Two measurements per set:
 Sets: 32 px shapes in memory (augmented) and a generated 224 px JPEG imagefolder (written once).
 Scaling (--scaling): one epoch of `raydata-agent run` through the Ray Data path at each of
 --scaling-workers Train workers (default 1 2; the second epoch's train_time_s, a --scale-size JPEG
-set, selector full), as a speedup over the first count and a fraction of linear.
+set, --model, selector full, on GPUs with --device cuda), as a speedup over the first count and a
+fraction of linear.
 
     .venv/bin/python benchmarks/input_throughput.py --json /tmp/input.json
     .venv/bin/python benchmarks/input_throughput.py --images 2000 --size 224 --model resnet18 --device cuda
@@ -195,9 +196,10 @@ def scaling(args, tmp) -> list[dict]:
         cfg = load_config(None, ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.scale_size}",
                                  "data.pipeline=ray_data", f"data.stream_cpus={args.stream_cpus}",
                                  f"data.decode_threads={args.threads}", "selection.selector=full",
-                                 "train.epochs=2", f"train.batch_size={args.batch_size}",
+                                 "train.epochs=2", f"train.batch_size={args.batch_size}", f"task.model={args.model}",
                                  f"train.num_workers={workers}", f"tracking.uri=sqlite:///{tmp}/scale.db",
-                                 f"ray.storage_path={tmp}/scale_runs"])
+                                 f"ray.storage_path={tmp}/scale_runs",
+                                 *(["train.use_gpu=true"] if args.device == "cuda" else [])])
         history = run(cfg, progress=False).history
         seconds = history[-1]["train_time_s"]
         rows.append({"workers": workers, "epoch_s": seconds, "images_per_s": args.images / seconds})
@@ -211,7 +213,7 @@ def scaling(args, tmp) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=1024, help="images per measurement")
     parser.add_argument("--size", type=int, default=224, help="JPEG set's image size")
@@ -230,30 +232,29 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="an epoch at several Train worker counts (Ray Data path)")
     parser.add_argument("--scaling-workers", type=int, nargs="+", default=[1, 2], help="Train worker counts (first: the base)")
     parser.add_argument("--scale-size", type=int, default=64, help="image size of the scaling run's JPEG set")
-    args = parser.parse_args()
-    from raydata_agent.config import load_config
-    from raydata_agent.data.jpeg_folder import write_image_folder
-    from raydata_agent.tasks import build_task
+    return parser
 
-    device = torch.device(args.device)
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+
+def jpeg_set(args) -> tuple[str, list[str]]:
+    """(name, config overrides) of the --size px JPEG imagefolder, written once under --folder."""
+    from raydata_agent.data.jpeg_folder import write_image_folder
+
     folder = Path(args.folder or tempfile.mkdtemp()) / f"shapes_jpeg_{args.size}"
     start = time.perf_counter()
     write_image_folder(folder, train=args.images, val=64, size=args.size)
     print(f"[input] JPEG set ({args.images} images at {args.size}px): {time.perf_counter() - start:.1f} s", flush=True)
-    sets = {
-        "32px memory": ["data.name=shapes", f"data.num_samples={args.images}", "data.val_samples=64",
-                        "data.augment=true", "task.model=small_cnn"],
-        f"{args.size}px jpeg": ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.size}",
-                                f"task.model={args.model}"],
-    }
-    records, scale_rows = [], []
-    tmp = tempfile.mkdtemp()
-    if args.ray_data or args.scaling:
-        from raydata_agent.config import Config, RayConfig
-        from raydata_agent.runner import init_ray
+    return f"{args.size}px jpeg", ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.size}",
+                                   f"task.model={args.model}"]
 
-        init_ray(Config(ray=RayConfig(num_cpus=args.ray_cpus)))
+
+def measure_sets(sets: dict[str, list[str]], args, tmp: str) -> list[dict]:
+    """Every input path (old, new, DataLoader, Ray Data as --loader-workers / --ray-data say) on each
+    set; Ray Data joins the Ray cluster already started."""
+    from raydata_agent.config import load_config
+    from raydata_agent.tasks import build_task
+
+    device = torch.device(args.device)
+    records = []
     for name, overrides in sets.items():
         task = build_task(load_config(None, overrides))
         train, _ = task.load_data()
@@ -262,10 +263,13 @@ def main() -> None:
             records += dataloader_records(name, task, train, args, device)
         if args.ray_data:
             records += ray_data_records(name, task, train, overrides, args, device, tmp)
-    if args.scaling:
-        scale_rows = scaling(args, tmp)
+    return records
+
+
+def ratios_of(records: list[dict], names) -> dict[str, float]:
+    """Each path's images/s over the old (synchronous) path's, per set and measure."""
     ratios = {}
-    for name in sets:
+    for name in names:
         for kind in ("loader", "epoch"):
             old, new = (next(r for r in records if r["set"] == name and r["measure"] == kind and r["path"] == p)
                         for p in ("old", "new"))
@@ -277,6 +281,29 @@ def main() -> None:
                 if found:
                     ratios[f"{name}/{kind}/{other}"] = found["images_per_s"] / old["images_per_s"]
                     print(f"{name:14s} {kind:6s} {other}/old {ratios[f'{name}/{kind}/{other}']:.2f}x")
+    return ratios
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    jpeg_name, jpeg_overrides = jpeg_set(args)
+    sets = {
+        "32px memory": ["data.name=shapes", f"data.num_samples={args.images}", "data.val_samples=64",
+                        "data.augment=true", "task.model=small_cnn"],
+        jpeg_name: jpeg_overrides,
+    }
+    scale_rows = []
+    tmp = tempfile.mkdtemp()
+    if args.ray_data or args.scaling:
+        from raydata_agent.config import Config, RayConfig
+        from raydata_agent.runner import init_ray
+
+        init_ray(Config(ray=RayConfig(num_cpus=args.ray_cpus)))
+    records = measure_sets(sets, args, tmp)
+    if args.scaling:
+        scale_rows = scaling(args, tmp)
+    ratios = ratios_of(records, sets)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (

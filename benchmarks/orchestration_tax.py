@@ -41,20 +41,26 @@ DEFAULTS = ["selection.selector=greedy", "selection.ratio=0.5", "train.epochs=3"
             "data.val_samples=600", "tracking.log_snapshots=false"]
 
 
-def plain_epoch(cfg, ids, device: str) -> float:
-    """Seconds of one epoch of a plain PyTorch loop over `ids` (after one warm-up epoch)."""
+def plain_epoch(cfg, ids, device: str, precision: str | None = None) -> float:
+    """Seconds of one epoch of a plain PyTorch loop over `ids` (after one warm-up epoch), under the
+    run's autocast (`precision`, default train.precision) and memory format, as train.py trains."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from raydata_agent.tasks import build_task
-    from raydata_agent.train import build_optimizer
+    from raydata_agent.train import autocast, build_optimizer
+
+    precision = precision or cfg.train.precision
 
     torch.manual_seed(cfg.train.seed)
     torch.set_num_threads(cfg.train.cpus_per_worker)
     task = build_task(cfg)
     train, _ = task.load_data()
     model = task.build_model().to(device)
+    if device == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler(device, enabled=precision == "fp16")
     data = TensorDataset(torch.from_numpy(train.images[ids]), torch.from_numpy(train.labels[ids]))
     loader = DataLoader(data, batch_size=cfg.train.batch_size, shuffle=True)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -64,34 +70,35 @@ def plain_epoch(cfg, ids, device: str) -> float:
         model.train()
         for x, y in loader:
             x, y = x.to(device).float().div_(255.0), y.to(device)
-            loss = loss_fn(model(x)[0], y)  # the classifier returns (logits, features)
+            with autocast(precision, torch.device(device)):
+                loss = loss_fn(model(x)[0], y)  # the classifier returns (logits, features)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if device == "cuda":
+            torch.cuda.synchronize()  # the epoch's last kernels count too
         seconds = time.perf_counter() - start
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--json", default=None)
-    parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
-    args = parser.parse_args()
-
+def measure(overrides: list[str], device: str = "cpu", started: float | None = None) -> dict:
+    """The real run (DEFAULTS, then `overrides`) and the plain loop on its last selection epoch's
+    subset; the start-up split counts from `started` (perf_counter; default: now, so no imports).
+    Joins the Ray cluster already started, or starts a local one (left running)."""
     import pyarrow.parquet as pq
-    import ray
     import torch  # noqa: F401
 
     from raydata_agent.config import load_config, resolve_paths
     from raydata_agent.runner import init_ray, run
     from raydata_agent.tasks import build_task
 
-    imports_s = time.perf_counter() - _START
+    started = time.perf_counter() if started is None else started
+    imports_s = time.perf_counter() - started
     tmp = tempfile.mkdtemp(prefix="orchestration_tax_")
     overrides = [*DEFAULTS, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"ray.storage_path={tmp}/runs",
-                 "tracking.experiment=orchestration_tax", *(["train.use_gpu=true"] if args.device == "cuda" else []),
-                 *args.overrides]
+                 "tracking.experiment=orchestration_tax", *(["train.use_gpu=true"] if device == "cuda" else []),
+                 *overrides]
     cfg = resolve_paths(load_config(None, overrides))
     start = time.perf_counter()
     init_ray(cfg)
@@ -104,8 +111,7 @@ def main() -> None:
     start = time.perf_counter()
     result = run(cfg, progress=False)
     run_s = time.perf_counter() - start
-    ray.shutdown()
-    end_to_end_s = time.perf_counter() - _START
+    end_to_end_s = time.perf_counter() - started
 
     history = result.history
     first = history[0]
@@ -128,19 +134,37 @@ def main() -> None:
                 if p.is_file() and (pq.read_table(p, columns=["last_epoch_seen"])["last_epoch_seen"].to_numpy() == e).any())
     seen = pq.read_table(path, columns=["id", "last_epoch_seen"])
     ids = seen["id"].to_numpy()[seen["last_epoch_seen"].to_numpy() == e]
-    device = "cuda" if args.device == "cuda" else "cpu"
-    plain_s = plain_epoch(cfg, ids, device)
+    plain_s = plain_epoch(cfg, ids, "cuda" if device == "cuda" else "cpu")
 
     ray_train_s = row["train_time_s"]
     nxt = next((h for h in history if h["epoch"] == e + 1), {})
     ray_critical_s = (ray_train_s + row.get("selector_update_s", 0.0) + row.get("snapshot_s", 0.0)
                       + row.get("mlflow_log_s", 0.0) + nxt.get("prev_checkpoint_s", 0.0) + nxt.get("plan_wait_s", 0.0))
-    print(f"\nepoch {e + 1} ({len(ids)} samples, batch {cfg.train.batch_size}, {cfg.task.model}, {args.device}):")
-    print(f"  Ray Train + pool + {cfg.selection.selector}: training {ray_train_s:.2f}s, with the epoch-end "
-          f"critical path (no validation) {ray_critical_s:.2f}s")
-    print(f"  plain PyTorch loop + DataLoader:    {plain_s:.2f}s")
-    print(f"  ratio: training {ray_train_s / plain_s:.2f}x, with epoch end {ray_critical_s / plain_s:.2f}x")
-    print(f"\nstart-up split of the whole run ({run_s:.1f}s in run(), {end_to_end_s:.1f}s end to end "
+    return {"config": overrides, "epoch": e, "batch_size": cfg.train.batch_size, "model": cfg.task.model,
+            "selector": cfg.selection.selector, "subset_size": int(len(ids)), "ray_epoch_train_s": ray_train_s,
+            "ray_epoch_critical_s": ray_critical_s, "plain_epoch_s": plain_s,
+            "ratio_train": ray_train_s / plain_s, "ratio_critical": ray_critical_s / plain_s,
+            "run_s": run_s, "startup": startup}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
+    args = parser.parse_args()
+
+    import ray
+
+    m = measure(args.overrides, args.device, started=_START)
+    ray.shutdown()
+    startup, end_to_end_s = m["startup"], m["startup"]["end_to_end_s"]
+    print(f"\nepoch {m['epoch'] + 1} ({m['subset_size']} samples, batch {m['batch_size']}, {m['model']}, {args.device}):")
+    print(f"  Ray Train + pool + {m['selector']}: training {m['ray_epoch_train_s']:.2f}s, with the epoch-end "
+          f"critical path (no validation) {m['ray_epoch_critical_s']:.2f}s")
+    print(f"  plain PyTorch loop + DataLoader:    {m['plain_epoch_s']:.2f}s")
+    print(f"  ratio: training {m['ratio_train']:.2f}x, with epoch end {m['ratio_critical']:.2f}x")
+    print(f"\nstart-up split of the whole run ({m['run_s']:.1f}s in run(), {end_to_end_s:.1f}s end to end "
           f"without the plain loop):")
     for k, v in startup.items():
         print(f"  {k:20s} {v:7.2f}s  {100 * v / end_to_end_s:5.1f}%")
@@ -148,9 +172,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({
             "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), device {args.device}",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-            "config": overrides, "subset_size": int(len(ids)), "ray_epoch_train_s": ray_train_s,
-            "ray_epoch_critical_s": ray_critical_s, "plain_epoch_s": plain_s,
-            "ratio_train": ray_train_s / plain_s, "ratio_critical": ray_critical_s / plain_s, "startup": startup},
+            **{k: m[k] for k in ("config", "subset_size", "ray_epoch_train_s", "ray_epoch_critical_s",
+                                 "plain_epoch_s", "ratio_train", "ratio_critical", "startup")}},
             indent=1))
 
 

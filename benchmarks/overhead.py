@@ -58,24 +58,16 @@ def epoch_wall(row: dict) -> float:
             + row.get("snapshot_s", 0.0) + row.get("mlflow_log_s", 0.0))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--json", default=None)
-    parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
-    args = parser.parse_args()
-
-    import ray
-
+def measure(overrides: list[str], device: str = "cpu", progress: bool = True) -> dict:
+    """One real run (DEFAULTS, then `overrides`) on the Ray cluster already started, or a new local
+    one: its per-epoch timers, their mean over the selection epochs and each item's share of the epoch."""
     from raydata_agent.config import load_config
     from raydata_agent.runner import run
 
     tmp = tempfile.mkdtemp(prefix="overhead_")
-    overrides = [*DEFAULTS, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"ray.storage_path={tmp}/runs",
-                 "tracking.experiment=overhead", *(["train.use_gpu=true"] if args.device == "cuda" else []),
-                 *args.overrides]
-    result = run(load_config(None, overrides), progress=True)
-    ray.shutdown()
+    config = [*DEFAULTS, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"ray.storage_path={tmp}/runs",
+              "tracking.experiment=overhead", *(["train.use_gpu=true"] if device == "cuda" else []), *overrides]
+    result = run(load_config(None, config), progress=progress)
 
     history = result.history
     # The checkpoint of epoch e is measured when epoch e+1 starts: shift it back onto its epoch.
@@ -89,9 +81,16 @@ def main() -> None:
     keys = CRITICAL + OVERLAPPED + ["epoch_wall_s"]
     selection = [r for r in rows if not r["full_epoch"]] or rows
     mean = {k: float(np.nanmean([r[k] for r in selection])) for k in keys}
-    warm = rows[0]
     share = {k: mean[k] / mean["epoch_wall_s"] for k in keys if k != "epoch_wall_s"}
-    print(f"\nrun {result.run_id}; {len(selection)} selection epochs of {len(rows)}; overrides {args.overrides}")
+    return {"config": config, "run_id": result.run_id, "epochs": rows, "selection_epochs": len(selection),
+            "selection_mean": mean, "share": share}
+
+
+def print_table(measured: dict) -> None:
+    rows, mean, share = measured["epochs"], measured["selection_mean"], measured["share"]
+    keys = CRITICAL + OVERLAPPED + ["epoch_wall_s"]
+    warm = rows[0]
+    print(f"\nrun {measured['run_id']}; {measured['selection_epochs']} selection epochs of {len(rows)}")
     print(f"{'item':20s} {'warm-up epoch s':>16s} {'selection epoch s':>18s} {'share':>7s}")
     for k in keys:
         tag = "  (store actor, overlapped)" if k in OVERLAPPED else ""
@@ -99,12 +98,26 @@ def main() -> None:
         print(f"{k:20s} {warm[k]:16.3f} {mean[k]:18.3f} {sh:>7s}{tag}")
     accounted = sum(mean[k] for k in CRITICAL)
     print(f"{'(critical items sum)':20s} {'':16s} {accounted:18.3f} {100 * accounted / mean['epoch_wall_s']:6.1f}%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
+    args = parser.parse_args()
+
+    import ray
+
+    measured = measure(args.overrides, args.device)
+    ray.shutdown()
+    print_table(measured)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), device {args.device}",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-            "config": overrides, "run_id": result.run_id, "epochs": rows, "selection_mean": mean, "share": share},
-            indent=1))
+            "config": measured["config"], "run_id": measured["run_id"], "epochs": measured["epochs"],
+            "selection_mean": measured["selection_mean"], "share": measured["share"]}, indent=1))
 
 
 if __name__ == "__main__":

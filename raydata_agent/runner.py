@@ -16,6 +16,7 @@ from ray.train import UserCallback
 from raydata_agent import plots
 from raydata_agent.config import Config, ConfigError, from_dict, is_uri, resolve_paths, validate
 from raydata_agent.preflight import preflight, shortfall, worker_group_request
+from raydata_agent.ray_logs import hide_known_ray_lines
 from raydata_agent.score_store import ScoreStore
 from raydata_agent.session import SelectionSession
 from raydata_agent.tracking import Tracker, check_reachable, redact, source_tags
@@ -53,7 +54,7 @@ def init_ray(cfg: Config) -> None:
     ray.init replaces with the host's IP; nothing here scrapes it.
     """
     if ray.is_initialized():
-        return
+        return hide_known_ray_lines()  # a cluster joined by the caller's own ray.init: its printer too
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     # Ray Train's placement-group cleaner (an actor) finds "its" cluster's State API by looking for Ray on
     # the host; with two clusters there (a test cluster beside a job's) it fails with "Found multiple
@@ -68,6 +69,7 @@ def init_ray(cfg: Config) -> None:
                            runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
         if context.dashboard_url:
             print(f"[raydata-agent] Ray dashboard: http://{context.dashboard_url}", flush=True)
+    hide_known_ray_lines()  # Ray's known error-level lines of a healthy run (ray_logs.py)
 
 
 def _free_port() -> int:

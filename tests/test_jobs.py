@@ -22,6 +22,9 @@ import yaml
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
+# An error-level line: Ray core's C++ log (`[2026-12-03 18:22:14,231 E 6481 6567] core_worker.cc:...`)
+# or Python logging's ERROR.
+ERROR_LINE = re.compile(r"\[[\d-]+ [\d:,]+ E \d+ \d+\] .*|\bERROR\b.*")
 SMALL = "data.num_samples=200 data.val_samples=50 data.label_noise=0.0 train.batch_size=50"
 
 
@@ -96,6 +99,9 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
         assert shell.returncode == 0, out[-4000:]
         assert out.count("succeeded") >= 3, out[-4000:]
         assert "No module named" not in out and "multiple active Ray instances" not in out
+        jobs_output = out[out.index("Job submission server address"):]  # the jobs' output, after `ray start`
+        assert not ERROR_LINE.search(jobs_output), ERROR_LINE.search(jobs_output).group(0)  # a clean console
+        assert "Traceback" not in jobs_output, jobs_output[max(0, jobs_output.index("Traceback") - 400):][:2000]
         logs = "".join(p.read_text(errors="replace") for p in Path(ray_tmp).glob("session_*/logs/*.err"))
         assert "ConnectionError: Found multiple active Ray instances" not in logs  # Train's PG cleaner
 
