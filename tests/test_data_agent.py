@@ -134,7 +134,7 @@ def test_resume_continues_the_same_policy():
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(la, lb)
     fresh = WorkerActing(cfg, other, N)
-    fresh._refresh(D)
+    fresh._refresh(D, wait=True)  # as at a restarted worker's first batch after epoch 0
     assert fresh.version == agent.version  # a restarted worker acts with the restored weights
 
 
@@ -238,7 +238,7 @@ def test_a_worker_calls_the_learner_with_half_an_update_or_after_a_gap(monkeypat
 
     big = 100_000
     cfg = AgentConfig(state="features", reward="score", warm_start_passes=0, send_every=1, update_every=64,
-                      panel_size=1000)
+                      panel_size=1000, schedule="async")  # the time gap is the async schedule's
     learner = Counting(DataAgent(vars(cfg), big, seed=0))
     worker = WorkerActing(cfg, learner, big)
     worker._refresh(D, wait=True)

@@ -67,11 +67,13 @@ class DataAgentSelector(Selector):
         return np.asarray(acted["action"], np.float32) * np.asarray(score, np.float32)  # eq. 6: r = a * score
 
     def update(self, pool, epoch):
-        """Tell the learner the epoch ended; report what its previous answer said, without waiting."""
+        """Tell the learner the epoch ended; report what its previous answer said, without waiting.
+        agent.schedule=deterministic waits for it: the next epoch's first weights must be the ones
+        fitted here, and the workers ask for them only after this returns."""
         final = epoch == self.total_epochs - 1
         ref = call(self.agent, "end_epoch", epoch, final)
         metrics = {}
-        if final:  # nothing is selected after the last epoch: waiting costs no selection
+        if final or self.agent_cfg.schedule == "deterministic":  # final: nothing is selected after it
             metrics = fetch(ref)
         elif self.pending_metrics is not None and is_ready(self.pending_metrics):
             metrics = fetch(self.pending_metrics)
