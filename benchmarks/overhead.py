@@ -27,9 +27,14 @@ share of the epoch's wall time (train_time_s + eval_s + end-of-epoch items + che
     .venv/bin/python benchmarks/overhead.py                              # data_agent, shapes, 4 epochs
     .venv/bin/python benchmarks/overhead.py selection.selector=greedy train.epochs=6 --json /tmp/overhead.json
     .venv/bin/python benchmarks/overhead.py --device cuda task.model=resnet18 data.num_samples=50000
+    .venv/bin/python benchmarks/overhead.py --schedules deterministic async   # what waiting costs
+
+--schedules: one run per agent.schedule, one after the other in this process, then the ratio of
+their mean selection-epoch and warm-up-epoch wall times (the same machine, minutes apart).
 
 JSON (--json PATH): {machine, date, command, config (overrides), run_id, epochs: [per-epoch dict of the
-keys above + epoch_wall_s], selection_mean: {key: seconds}, share: {key: fraction of epoch_wall_s}}
+keys above + epoch_wall_s], selection_mean: {key: seconds}, share: {key: fraction of epoch_wall_s}};
+with --schedules, {machine, date, command, runs: [one such dict per schedule, with its schedule]}
 """
 from __future__ import annotations
 
@@ -58,25 +63,15 @@ def epoch_wall(row: dict) -> float:
             + row.get("snapshot_s", 0.0) + row.get("mlflow_log_s", 0.0))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--json", default=None)
-    parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
-    args = parser.parse_args()
-
+def measure_run(overrides: list[str]) -> tuple[str, list[dict]]:
+    """One real run; its per-epoch rows of the timers above (and epoch_wall_s)."""
     import ray
 
     from raydata_agent.config import load_config
     from raydata_agent.runner import run
 
-    tmp = tempfile.mkdtemp(prefix="overhead_")
-    overrides = [*DEFAULTS, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"ray.storage_path={tmp}/runs",
-                 "tracking.experiment=overhead", *(["train.use_gpu=true"] if args.device == "cuda" else []),
-                 *args.overrides]
     result = run(load_config(None, overrides), progress=True)
     ray.shutdown()
-
     history = result.history
     # The checkpoint of epoch e is measured when epoch e+1 starts: shift it back onto its epoch.
     rows = []
@@ -86,12 +81,16 @@ def main() -> None:
         row["epoch_wall_s"] = epoch_wall(h) + (0.0 if np.isnan(row["prev_checkpoint_s"]) else row["prev_checkpoint_s"])
         row["full_epoch"] = int(h["full_epoch"])
         rows.append(row)
+    return result.run_id, rows
+
+
+def print_table(run_id: str, rows: list[dict], overrides: list[str]) -> tuple[dict, dict]:
     keys = CRITICAL + OVERLAPPED + ["epoch_wall_s"]
     selection = [r for r in rows if not r["full_epoch"]] or rows
     mean = {k: float(np.nanmean([r[k] for r in selection])) for k in keys}
     warm = rows[0]
     share = {k: mean[k] / mean["epoch_wall_s"] for k in keys if k != "epoch_wall_s"}
-    print(f"\nrun {result.run_id}; {len(selection)} selection epochs of {len(rows)}; overrides {args.overrides}")
+    print(f"\nrun {run_id}; {len(selection)} selection epochs of {len(rows)}; overrides {overrides}")
     print(f"{'item':20s} {'warm-up epoch s':>16s} {'selection epoch s':>18s} {'share':>7s}")
     for k in keys:
         tag = "  (store actor, overlapped)" if k in OVERLAPPED else ""
@@ -99,11 +98,39 @@ def main() -> None:
         print(f"{k:20s} {warm[k]:16.3f} {mean[k]:18.3f} {sh:>7s}{tag}")
     accounted = sum(mean[k] for k in CRITICAL)
     print(f"{'(critical items sum)':20s} {'':16s} {accounted:18.3f} {100 * accounted / mean['epoch_wall_s']:6.1f}%")
+    return mean, share
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--schedules", nargs="+", choices=["deterministic", "async"], default=None,
+                        help="one run per agent.schedule, and the ratio of their epoch times")
+    parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
+    args = parser.parse_args()
+
+    runs = []
+    for schedule in args.schedules or [None]:
+        tmp = tempfile.mkdtemp(prefix="overhead_")
+        overrides = [*DEFAULTS, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"ray.storage_path={tmp}/runs",
+                     "tracking.experiment=overhead", *(["train.use_gpu=true"] if args.device == "cuda" else []),
+                     *args.overrides, *([f"agent.schedule={schedule}"] if schedule else [])]
+        run_id, rows = measure_run(overrides)
+        mean, share = print_table(run_id, rows, args.overrides + ([f"agent.schedule={schedule}"] if schedule else []))
+        runs.append({"schedule": schedule, "config": overrides, "run_id": run_id, "epochs": rows,
+                     "selection_mean": mean, "share": share})
+    if len(runs) > 1:
+        base = runs[-1]
+        for r in runs[:-1]:
+            sel = r["selection_mean"]["epoch_wall_s"] / base["selection_mean"]["epoch_wall_s"]
+            warm = r["epochs"][0]["epoch_wall_s"] / base["epochs"][0]["epoch_wall_s"]
+            print(f"\n{r['schedule']} / {base['schedule']}: selection epoch wall x{sel:.3f}, warm-up epoch x{warm:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), device {args.device}",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-            "config": overrides, "run_id": result.run_id, "epochs": rows, "selection_mean": mean, "share": share},
+            **({"runs": runs} if len(runs) > 1 else {k: v for k, v in runs[0].items() if k != "schedule"})},
             indent=1))
 
 
