@@ -10,6 +10,7 @@ PPO update for the agent, Parquet snapshot) + the next epoch's `plan`, which eve
     .venv/bin/python benchmarks/bench_store.py                                # defaults below
     .venv/bin/python benchmarks/bench_store.py --selectors greedy data_agent --dims 512 --rows 50000
     .venv/bin/python benchmarks/bench_store.py --device cuda --json /tmp/bench_store.json
+    .venv/bin/python benchmarks/bench_store.py --selectors data_agent --schedules deterministic async
 
 A worker stops after --max-seconds; if the epoch was not complete by then the record says
 `epoch_complete: false` (the critical path is then measured on the part recorded).
@@ -17,8 +18,8 @@ data_agent at d=2048 and N=1M is skipped unless --allow-large: its per-sample fe
 is 8 GB.
 
 JSON (--json PATH): {"machine", "date", "command", "records": [one per (selector, d, N):
-  {selector, d, n_rows, workers, batch, samples, wall_s, samples_per_s, epoch_complete,
-   finish_epoch_s, plan_s, critical_path_s}]}
+  {selector, schedule (data_agent's agent.schedule), d, n_rows, workers, batch, samples, wall_s,
+   samples_per_s, epoch_complete, finish_epoch_s, plan_s, critical_path_s}]}
 """
 from __future__ import annotations
 
@@ -90,14 +91,16 @@ def make_worker_class():
     return SimulatedWorker
 
 
-def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root: str) -> dict:
+def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root: str,
+            schedule: str | None) -> dict:
     import ray
 
     from raydata_agent.config import load_config
     from raydata_agent.score_store import ScoreStore
 
     cfg = load_config(None, [f"selection.selector={selector}", "selection.ratio=0.5", "train.epochs=4",
-                             f"train.batch_size={args.batch}", "tracking.log_snapshots=false"])
+                             f"train.batch_size={args.batch}", "tracking.log_snapshots=false",
+                             *([f"agent.schedule={schedule}"] if schedule else [])])
     agent = None
     if selector == "data_agent":
         from raydata_agent.agent import start_agent
@@ -122,8 +125,8 @@ def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root:
     t2 = time.perf_counter()
     for actor in [*workers, store] + ([agent] if agent is not None else []):
         ray.kill(actor)
-    return {"selector": selector, "d": d, "n_rows": n_rows, "workers": args.workers, "batch": args.batch,
-            "samples": samples, "wall_s": wall, "samples_per_s": samples / wall, "epoch_complete": complete,
+    return {"selector": selector, "schedule": schedule, "d": d, "n_rows": n_rows, "workers": args.workers,
+            "batch": args.batch, "samples": samples, "wall_s": wall, "samples_per_s": samples / wall, "epoch_complete": complete,
             "finish_epoch_s": t1 - t0, "plan_s": t2 - t1, "critical_path_s": t2 - t0}
 
 
@@ -140,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--num-cpus", type=int, default=2, help="of the local cluster started (no --address)")
     parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
+    parser.add_argument("--schedules", nargs="+", choices=["deterministic", "async"], default=["deterministic"],
+                        help="data_agent: one measurement per agent.schedule")
     parser.add_argument("--json", default=None)
     return parser
 
@@ -158,14 +163,16 @@ def main() -> None:
     worker_cls = make_worker_class()
     snapshot_root = tempfile.mkdtemp(prefix="bench_store_")
     records = []
-    print(f"{'selector':15s} {'d':>5s} {'N':>9s} {'samples/s':>11s} {'complete':>8s} {'finish_epoch':>12s} "
+    print(f"{'selector':28s} {'d':>5s} {'N':>9s} {'samples/s':>11s} {'complete':>8s} {'finish_epoch':>12s} "
           f"{'plan':>7s} {'critical path':>13s}", flush=True)
     try:
         for n_rows in args.rows:
-            for selector in args.selectors:
+            for selector, schedule in [(s, m) for s in args.selectors
+                                       for m in (args.schedules if s == "data_agent" else ["-"])]:
+                label = f"{selector} {schedule}" if schedule != "-" else selector
                 for d in args.dims:
                     if selector == "data_agent" and d * n_rows * 4 >= 8e9 and not args.allow_large:
-                        print(f"{selector:15s} {d:5d} {n_rows:9d}  skipped: {d * n_rows * 4 / 1e9:.0f} GB of "
+                        print(f"{label:28s} {d:5d} {n_rows:9d}  skipped: {d * n_rows * 4 / 1e9:.0f} GB of "
                               f"features (--allow-large)", flush=True)
                         continue
                     if not SELECTORS[selector].needs_features and d != args.dims[0]:
@@ -173,9 +180,10 @@ def main() -> None:
                         rec = dict(next(r for r in records if r["selector"] == selector and r["n_rows"] == n_rows),
                                    d=d, same_as_d=args.dims[0])
                     else:
-                        rec = measure(selector, d, n_rows, args, worker_cls, snapshot_root)
+                        rec = measure(selector, d, n_rows, args, worker_cls, snapshot_root,
+                                      schedule if schedule != "-" else None)
                     records.append(rec)
-                    print(f"{selector:15s} {d:5d} {n_rows:9d} {rec['samples_per_s']:11,.0f} "
+                    print(f"{label:28s} {d:5d} {n_rows:9d} {rec['samples_per_s']:11,.0f} "
                           f"{str(rec['epoch_complete']):>8s} {rec['finish_epoch_s']:11.2f}s {rec['plan_s']:6.2f}s "
                           f"{rec['critical_path_s']:12.2f}s" + ("  (not measured: d unused)" if "same_as_d" in rec
                                                                 else ""), flush=True)

@@ -104,20 +104,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--schedules", nargs="+", choices=["deterministic", "async"], default=None,
+                        help="one run per agent.schedule, and the ratio of their epoch times")
     parser.add_argument("overrides", nargs="*", help="section.key=value for the run (after the defaults)")
     args = parser.parse_args()
 
     import ray
 
-    measured = measure(args.overrides, args.device)
-    ray.shutdown()
-    print_table(measured)
+    runs = []
+    for schedule in args.schedules or [None]:
+        measured = measure([*args.overrides, *([f"agent.schedule={schedule}"] if schedule else [])], args.device)
+        ray.shutdown()
+        print_table(measured)
+        runs.append({"schedule": schedule, **measured})
+    if len(runs) > 1:
+        base = runs[-1]
+        for r in runs[:-1]:
+            sel = r["selection_mean"]["epoch_wall_s"] / base["selection_mean"]["epoch_wall_s"]
+            warm = r["epochs"][0]["epoch_wall_s"] / base["epochs"][0]["epoch_wall_s"]
+            print(f"\n{r['schedule']} / {base['schedule']}: selection epoch wall x{sel:.3f}, warm-up epoch x{warm:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), device {args.device}",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-            "config": measured["config"], "run_id": measured["run_id"], "epochs": measured["epochs"],
-            "selection_mean": measured["selection_mean"], "share": measured["share"]}, indent=1))
+            **({"runs": runs} if len(runs) > 1 else {k: v for k, v in runs[0].items() if k != "schedule"})},
+            indent=1))
 
 
 if __name__ == "__main__":

@@ -137,6 +137,10 @@ class AgentConfig:
     panel_size: int = 4096  # samples whose transitions reach the learner (a fixed hashed subset)
     update_every: int = 256  # the learner runs a PPO update once this many transitions arrived
     send_every: int = 8  # a worker sends its panel transitions to the learner every this many batches
+    # deterministic: calls at fixed batch counts, each answer's weights waited for at the next call (one
+    # worker: same seed, same selections) | async: act with whatever weights have arrived (README)
+    schedule: str = "deterministic"
+    learner_cpus: float = 0.0  # CPUs the learner actor reserves (and its torch threads, at least 1)
 
     def __post_init__(self):
         if self.preset not in AGENT_PRESETS:
@@ -252,6 +256,7 @@ REWARD_SCALES = ("per_sample", "none")
 PAYOFFS = ("rank", "margin", "linear")
 ADVANTAGE_BASELINES = ("critic", "self_critical")
 AGENT_LEARNERS = ("ppo", "regression")
+AGENT_SCHEDULES = ("deterministic", "async")
 AGENT_REWARDS = ("agreement", "score")
 AGENT_STATES = ("full", "features")
 SNAPSHOT_COLUMNS = ("scores", "all")
@@ -360,7 +365,8 @@ def validate(cfg: Config) -> Config:
                           f"workers score each batch themselves: choose a batch variant for selection.selector=data_agent")
     if cfg.agent.max_concentration and cfg.agent.max_concentration <= 2.0:
         raise ConfigError(f"agent.max_concentration={cfg.agent.max_concentration!r} must be 0 (unbounded) or > 2")
-    for key in ("warm_start_passes", "replay_passes"):
+    _check_choice("agent.schedule", cfg.agent.schedule, AGENT_SCHEDULES)
+    for key in ("warm_start_passes", "replay_passes", "learner_cpus"):
         if getattr(cfg.agent, key) < 0:
             raise ConfigError(f"agent.{key}={getattr(cfg.agent, key)!r} must be >= 0")
     _check_choice("tracking.snapshot_columns", cfg.tracking.snapshot_columns, SNAPSHOT_COLUMNS)

@@ -4,14 +4,23 @@ This is RLlib's EnvRunner/Learner split with the training loop in the EnvRunner'
 worker holds an inference-only copy of the learner's RLModule with a weight version, acts on every
 batch it trains on, and sends the learner (the `DataAgent` actor) only a bounded sample of
 transitions. Weights come back on the same round trip, as an EnvRunner's are synced after each
-training step: every `send_every` batches, once it holds half an update of transitions or 0.5 s has
-passed, the worker makes one call to the learner (`observe` with its panel transitions, or `publish`
-when it has none), whose answer carries the newest weights if they are newer than the worker's.
-Answers are collected without blocking (`ray.wait(timeout=0)`), so a worker acts with the newest
-weights it has and never waits for a PPO update. No Ray call is made per batch (measured: a
-per-batch poll cost ~15% of the worker's time in bench_store.py). No feature matrix crosses the
-network or is kept per sample: the store gets each sample's action (its selection weight) and
-reward target.
+training step: at its call points the worker makes one call to the learner (`observe` with its panel
+transitions, or `publish` when it has none), whose answer carries the newest weights if they are
+newer than the worker's. No Ray call is made per batch (measured: a per-batch poll cost ~15% of the
+worker's time in bench_store.py). No feature matrix crosses the network or is kept per sample: the
+store gets each sample's action (its selection weight) and reward target.
+
+When weights are loaded is `agent.schedule`:
+- deterministic (default): the call points are fixed batch counts (every `send_every` batches, once
+  the worker holds half an update of transitions; and each epoch's end and start). At call point k
+  the worker waits for call k-1's answer and loads its weights, so the batches up to call point k+1
+  act with the learner's version after call k-1, whatever the timing. Nothing is dropped, and the
+  epoch's last call is waited for, so the learner's `end_epoch` comes after it. The learner consumes
+  one worker's transitions in the order sent: the same seed gives the same actions and selections.
+  With several workers their calls interleave at the learner in arrival order (not reproducible).
+- async: a call is also made once MAX_CALL_GAP_S passed, answers are collected without blocking
+  (`ray.wait(timeout=0)`), and transitions are dropped (counted) while MAX_SENDS_IN_FLIGHT calls are
+  pending: a worker never waits for a PPO update, but which weights act depends on timing.
 """
 from __future__ import annotations
 
@@ -30,8 +39,8 @@ MODULE_ID = "default_policy"  # ray.rllib.core.DEFAULT_MODULE_ID
 CONTEXT_COLUMNS = ("agreement", "staleness", "seen")  # per-sample history the plan ships to workers
 STATE_SCALARS = 7  # scalars appended to the normalised features in the "full" state
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)  # the pool's target quantiles shipped with each plan
-MAX_SENDS_IN_FLIGHT = 4  # more than this: a worker drops (and counts) transitions rather than wait
-MAX_CALL_GAP_S = 0.5  # a worker with few panel transitions still calls the learner (for weights) this often
+MAX_SENDS_IN_FLIGHT = 4  # async: more than this, a worker drops (and counts) transitions rather than wait
+MAX_CALL_GAP_S = 0.5  # async: a worker with few panel transitions still calls the learner (for weights) this often
 ACTION_EPS = 1e-6  # actions are kept inside (0, 1): log-prob at exactly 0 or 1 is -inf
 UNIFORM_LOGIT = -30.0  # softplus / sigmoid of it vanish in float32: the Beta's alpha = beta = 1
 
@@ -258,6 +267,7 @@ class WorkerActing:
         self.batches = 0
         self.dropped = 0
         self.busy_s = 0.0  # time spent acting since the last `take_busy`
+        self.deterministic = cfg.schedule == "deterministic"
         torch.manual_seed(seed)
 
     def _refresh(self, obs_size: int, wait: bool = False) -> None:
@@ -265,7 +275,8 @@ class WorkerActing:
         In epoch 0 (full data; the first selection does not use its actions) the worker acts uniformly
         (`uniform_act`) until then, so no batch waits for the RLlib import or the learner's build.
         `wait`: block until they are here: a worker that starts later (restarted, resumed) acts for a
-        selection, and a benchmark leaves start-up out."""
+        selection, and a benchmark leaves start-up out. agent.schedule=deterministic: they are loaded
+        at the first call point (`_collect`), not when they happen to arrive."""
         if self.module is not None:
             return
         if not self.obs_size:
@@ -275,7 +286,10 @@ class WorkerActing:
 
     def _collect(self, wait: bool = False) -> None:
         """Load the newest weights among the learner's answers that have arrived (`wait`: all of them);
-        keep the rest waiting. The first answer also builds the acting copy."""
+        keep the rest waiting. The first answer also builds the acting copy. deterministic: only when
+        waiting (at a call point), so arrival times never decide which weights act."""
+        if self.deterministic and not wait:
+            return
         answered, self.calls = (self.calls, []) if wait else ready_split(self.calls)
         newest = max((a for a in map(fetch, answered) if a is not None), key=lambda a: a[0], default=None)
         if newest is None or newest[0] <= self.version:
@@ -307,7 +321,7 @@ class WorkerActing:
             self.outbox.append((ids[panel], obs, actions[panel], logp[panel], logits[panel], reward, param))
         self.batches += 1
         if self.batches % self.cfg.send_every == 0 and self._worth_a_call():
-            self.send(epoch)
+            self._call_learner(epoch)
         self.busy_s += time.perf_counter() - start
         return {"action": actions.astype(np.float32), "target": target.astype(np.float32), "version": self.version}
 
@@ -318,20 +332,28 @@ class WorkerActing:
         carried a few transitions for the price of a Ray call (Ray calls, the store's included, were a
         tenth of a worker's time in bench_store.py). Where the pool fits the panel, every row is a
         transition and 8 batches of 16 or more rows already carry 128: the default's calls do not
-        change there."""
+        change there. The time gap is async only: a deterministic schedule counts transitions."""
         return (self._outbox_transitions() >= self.cfg.update_every // 2
-                or time.perf_counter() - self.last_call >= MAX_CALL_GAP_S)
+                or (not self.deterministic and time.perf_counter() - self.last_call >= MAX_CALL_GAP_S))
 
     def _outbox_transitions(self) -> int:
         return sum(len(batch[0]) for batch in self.outbox)
 
     def send(self, epoch: int) -> None:
-        """Ship the buffered panel transitions to the learner (or, with none, ask for newer weights),
-        fire and forget; load the weights that earlier calls brought back."""
-        self._collect()
+        """At an epoch's end (and start): ship the buffered panel transitions to the learner (or ask
+        for newer weights). deterministic: wait for the answer and load it, so the learner's end_epoch
+        follows this epoch's transitions and the next epoch acts with the weights fitted between."""
+        self._call_learner(epoch)
+        if self.deterministic:
+            self._collect(wait=True)
+
+    def _call_learner(self, epoch: int) -> None:
+        """One call to the learner with the buffered transitions (or, with none, for newer weights);
+        first load the weights that earlier calls brought back (deterministic: wait for them)."""
+        self._collect(wait=self.deterministic)
         if not self.obs_size:  # nothing acted on yet
             return
-        if len(self.calls) >= MAX_SENDS_IN_FLIGHT:  # the learner is behind: never wait for it
+        if not self.deterministic and len(self.calls) >= MAX_SENDS_IN_FLIGHT:  # behind: never wait for it
             self.dropped += self._outbox_transitions()
             self.outbox = []
             return
@@ -343,8 +365,8 @@ class WorkerActing:
             self.outbox = []
             self.calls.append(call(self.learner, "observe", epoch, *parts, self.version, self.dropped))
             self.dropped = 0
-        if isinstance(self.calls[-1], Done):  # answered already (a learner in this process)
-            self._collect()
+        if isinstance(self.calls[-1], Done):  # answered already (a learner in this process): no timing
+            self._collect(wait=True)
 
     def take_busy(self) -> float:
         busy, self.busy_s = self.busy_s, 0.0

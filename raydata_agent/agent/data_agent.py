@@ -85,7 +85,8 @@ class DataAgent:
         self.num_samples = num_samples
         self.seed = seed
         torch.manual_seed(seed)
-        torch.set_num_threads(1)  # a small MLP: one thread leaves the cores to training
+        # A small MLP: one thread leaves the cores to training, unless agent.learner_cpus reserves more.
+        torch.set_num_threads(max(1, int(self.cfg.learner_cpus)))
         self.learner_group = None  # built at the first publish, when the observation size is known
         self.obs_size: int | None = None
         # Import RLlib now, while the training workers start, rather than stalling the first batch.
@@ -330,6 +331,7 @@ class DataAgent:
             "replay": self.replay, "reward_std": vars(self.reward_std).copy(), "pending": list(self.pending),
             "regression_optimizer": None if self.regression_optimizer is None else self.regression_optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),  # the actions it samples next
+            "numpy_rng": np.random.get_state(),  # RLlib's minibatch shuffles (SampleBatch.shuffle)
         }
 
     def load_state(self, state: dict) -> None:
@@ -352,13 +354,16 @@ class DataAgent:
         self._reset_metrics()
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
+        if "numpy_rng" in state:
+            np.random.set_state(state["numpy_rng"])
 
 
 def start_agent(cfg, num_samples: int, name: str | None = None):
-    """Start the DataAgent actor. It takes no CPU reservation: its work is small and bursty,
-    and a reservation could starve the training workers on a small cluster."""
+    """Start the DataAgent actor with `agent.learner_cpus` reserved. The default, 0, suits a small
+    cluster (its work is small and bursty; a reservation could starve the training workers); on a
+    busy real cluster reserve 1 so the learner is not starved behind the trainers."""
     import ray
 
     # If it dies, Ray restarts it empty; the training workers' restart rolls it back to the checkpoint.
-    return ray.remote(DataAgent).options(num_cpus=0, max_restarts=3, name=name).remote(
+    return ray.remote(DataAgent).options(num_cpus=cfg.agent.learner_cpus, max_restarts=3, name=name).remote(
         {k: getattr(cfg.agent, k) for k in AgentConfig.__dataclass_fields__}, num_samples, cfg.train.seed)

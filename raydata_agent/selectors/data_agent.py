@@ -68,16 +68,19 @@ class DataAgentSelector(Selector):
         return np.asarray(acted["action"], np.float32) * np.asarray(score, np.float32)  # eq. 6: r = a * score
 
     def update(self, pool, epoch):
-        """Tell the learner the epoch ended; report its answer for the epoch before (one epoch late, so
-        selection never waits for this epoch's fit). Waiting for that answer costs nothing unless the
-        learner is an epoch behind, and every epoch's row then has the learner's figures. After the
-        last epoch it waits for the final update too."""
+        """Tell the learner the epoch ended, and report its answer.
+        agent.schedule=deterministic waits for this epoch's answer: the next epoch's first weights must be
+        the ones fitted here, and the workers ask for them only after this returns. async reports the
+        answer for the epoch before (one epoch late, so selection never waits for this epoch's fit; it
+        waits only when the learner is an epoch behind). After the last epoch both wait for the final fit."""
         final = epoch == self.total_epochs - 1
-        previous, self.pending_metrics = self.pending_metrics, call(self.agent, "end_epoch", epoch, final)
+        ref = call(self.agent, "end_epoch", epoch, final)
+        previous, self.pending_metrics = self.pending_metrics, None
         metrics = {} if previous is None else fetch(previous)
-        if final:
-            metrics = combined_answers(metrics, fetch(self.pending_metrics))
-            self.pending_metrics = None
+        if final or self.agent_cfg.schedule == "deterministic":
+            metrics = combined_answers(metrics, fetch(ref))
+        else:
+            self.pending_metrics = ref
         if epoch == 0 and self.agent_cfg.warm_start_passes and pool.seen.any():
             target = self.target[pool.seen]
             ranks = np.empty(len(target), np.float32)
