@@ -92,7 +92,7 @@ def make_worker_class():
 
 
 def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root: str,
-            schedule: str | None) -> dict:
+            schedule: str | None = None) -> dict:
     import ray
 
     from raydata_agent.config import load_config
