@@ -139,13 +139,15 @@ def test_resume_continues_the_same_policy():
     assert fresh.version == agent.version  # a restarted worker acts with the restored weights
 
 
-def test_first_epoch_after_a_restore_reports_the_agent_metrics():
-    """The store logs the learner's answer to the previous epoch's end (it never waits for it); a restored
-    selector (a restarted store, `resume`, train.resume_from) takes that answer from the checkpoint."""
+@pytest.mark.parametrize("schedule", ["deterministic", "async"])
+def test_first_epoch_after_a_restore_reports_the_agent_metrics(schedule):
+    """deterministic waits for each epoch's answer; async logs the answer to the previous epoch's end (it
+    never waits for it), and a restored selector (a restarted store, `resume`, train.resume_from) takes that
+    answer from the checkpoint. Either way every epoch after a restore has the agent_* metrics."""
     from raydata_agent.pool import SamplePool
     from raydata_agent.selectors.data_agent import DataAgentSelector
 
-    cfg = load_config(None, ["selection.selector=data_agent", "train.epochs=4"])
+    cfg = load_config(None, ["selection.selector=data_agent", "train.epochs=4", f"agent.schedule={schedule}"])
     pool = SamplePool(np.zeros(N, np.int64))
 
     def selector(seed):
@@ -153,7 +155,7 @@ def test_first_epoch_after_a_restore_reports_the_agent_metrics():
                                  agent_cfg=cfg.agent)
 
     first = selector(0)
-    assert first.update(pool, 0) == {}  # nothing answered yet: the run's first epoch has no agent_* metrics
+    assert ("agent_weight_version" in first.update(pool, 0)) == (schedule == "deterministic")
     assert "agent_weight_version" in first.update(pool, 1)
     restored = selector(1)
     restored.load_state_dict(first.state_dict())
