@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-fast bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15
+
+test-fast: install  # every test that starts no Ray cluster
+	$(BIN)/python -m pytest -q -m "not integration" --durations=5
 
 bench: install
 	$(BIN)/python benchmarks/bench_pool.py

@@ -9,6 +9,13 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the shared cluster starts Ray: it is an integration test (`make test-fast` skips it)."""
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One small local Ray cluster for all integration tests (starting one costs seconds), started the

@@ -53,7 +53,8 @@ def test_bad_resume_checkpoint_is_one_line_before_ray(no_ray, capsys, tmp_path):
     assert err.startswith(f"config error: train.resume_from: checkpoint {tmp_path / 'ckpt'} has no manifest.json")
 
 
-def test_worker_group_bigger_than_the_local_cluster_is_one_line_before_ray(no_ray, capsys, tmp_path):
+def test_worker_group_bigger_than_the_local_cluster_is_one_line_before_ray(no_ray, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # the suite's shared cluster may be up: a new run's path
     err = one_line_error(capsys, ["run", "train.num_workers=3", "ray.num_cpus=2",
                                   f"tracking.uri=sqlite:///{tmp_path}/m.db", f"ray.storage_path={tmp_path}"])
     assert err == ("config error: train.num_workers=3 x train.cpus_per_worker=1 needs 3 CPUs (it has 2) on the "
