@@ -135,8 +135,10 @@ def plot_title(cfg: Config, run_id: str) -> str:
             f"{cfg.data.name}, {cfg.task.model}")
 
 
-def _progress(store, total_epochs: int, done: threading.Event, out=sys.stdout) -> None:
-    """Print one line per finished epoch, and (on a terminal) a live count of samples trained in the current one."""
+def _progress(store, total_epochs: int, done: threading.Event, out=None) -> None:
+    """Print one line per finished epoch, and (on a terminal) a live count of samples trained in the current one.
+    `out` defaults to sys.stdout as it is when the run starts (a caller may have redirected it)."""
+    out = out or sys.stdout
     shown = 0
     live = out.isatty()
     prefix = "\r" if live else ""  # a live line is overwritten in place

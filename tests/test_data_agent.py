@@ -226,11 +226,14 @@ def test_agent_avoids_flipped_labels_that_greedy_prefers(tmp_path):
 
 @pytest.mark.integration
 def test_learner_figures_reach_every_epoch_row_after_the_first(ray_cluster, tmp_path):
-    """An own loop's learner is an actor that answers later than a short epoch ends: each row gets its
-    answer for the epoch before (waited for), not only the last row, so agent_losses.png has a point per epoch."""
-    _, store = run_simulation("data_agent", tmp_path, epochs=3, agent_actor=True)
-    ray.kill(store.selector.agent)
-    assert ["agent_policy_loss" in h for h in store.history] == [False, True, True]
+    """An own loop's learner is an actor that answers later than a short epoch ends. Before, only the last
+    row got its figures (agent_losses.png had one point). deterministic (the default) waits for each epoch's
+    answer; async logs each row with its answer for the epoch before (waited for)."""
+    for schedule, expected in (("deterministic", [True, True, True]), ("async", [False, True, True])):
+        _, store = run_simulation("data_agent", tmp_path / schedule, epochs=3, agent_actor=True,
+                                  overrides=(f"agent.schedule={schedule}",))
+        ray.kill(store.selector.agent)
+        assert ["agent_policy_loss" in h for h in store.history] == expected, schedule
 
 
 def test_regression_ablation_learns_the_rank_target(tmp_path):

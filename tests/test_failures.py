@@ -166,7 +166,7 @@ def test_interrupted_driver_marks_the_run_killed_and_resume_finishes_it(ray_clus
     uri = run_dirs[0].split("=", 1)[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
-    epochs = 3
+    epochs = 6  # the signal lands after epoch 1 is committed: later epochs are left for resume to train
     driver = subprocess.Popen(
         [sys.executable, "-m", "raydata_agent.cli", "run", "selection.selector=greedy", *SMALL, *run_dirs,
          f"train.epochs={epochs}", "ray.num_cpus=2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -186,7 +186,9 @@ def test_interrupted_driver_marks_the_run_killed_and_resume_finishes_it(ray_clus
         assert run_id, "epoch 1 was never committed"
         os.kill(driver.pid, sig)
         out = driver.stdout.read()
-        assert driver.wait(timeout=120) == 130, out[-3000:]
+        # Ctrl-C exits 130. After SIGTERM, Ray 2.60's core worker aborts in the driver's teardown (-6, after
+        # its handler's "SIGTERM received"), once the run is closed KILLED and the resume line printed.
+        assert driver.wait(timeout=120) in (130, -signal.SIGABRT), out[-3000:]
     finally:
         started = psutil.Process(driver.pid).children(recursive=True) if driver.poll() is None else []
         if driver.poll() is None:
