@@ -34,25 +34,28 @@ from __future__ import annotations
 
 import itertools
 import math
-import tempfile
-import typing
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import Field
 
-from raydata_agent.config import Config, ConfigError, _coerce, apply_overrides, did_you_mean, load_config
+from raydata_agent.config import RENAMED, Config, ConfigError, Section, apply_overrides, did_you_mean, load_dict
+from raydata_agent.config.fields import Bool, Float, Int
 
 
-@dataclass
-class SweepConfig:
-    grid: dict[str, list] = field(default_factory=dict)
-    full_baseline: bool = True
-    metric: str = "val_metric"
-    asha: bool = False
-    grace_period: float | None = None  # ASHA: full-data epochs of compute before a stop; None: train.epochs / 2
-    max_concurrent_trials: int | None = None
+class SweepConfig(Section):
+    """The `sweep:` section, checked like the run config: unknown keys and wrong types named."""
+
+    dotted = "sweep"
+    grid: dict[str, Any] = Field(default_factory=dict, description="dotted config keys -> values; the trials "
+                                                                   "are the product")
+    full_baseline: Bool = Field(True, description="plus one selector=full run per seed, the reference line")
+    metric: str = Field("val_metric", description="what ASHA and the summary rank by (higher is better)")
+    asha: Bool = Field(False, description="early-stop weak trials on `metric`, at equal compute")
+    grace_period: Float | None = Field(None, gt=0.0, description=(
+        "ASHA: full-data epochs of compute before a trial can be stopped; None: train.epochs / 2"))
+    max_concurrent_trials: Int | None = Field(None, description="None: as many as the cluster's CPUs/GPUs fit")
 
 # ASHA's clock: compute spent, in full-data epochs (the score store's per-epoch row)
 ASHA_TIME_ATTR = "cumulative_cost_epochs"
@@ -67,7 +70,7 @@ def load_sweep(path: str | None, overrides: list[str]) -> tuple[dict, SweepConfi
         raw = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"sweep file {path!r} must hold a mapping of sections (sweep, task, data, ...)")
-    sections = ["sweep", *(f.name for f in fields(Config))]
+    sections = ["sweep", *Config.model_fields]
     keys = [o.split("=", 1)[0].strip() for o in overrides]
     for section in [*raw, *(k.split(".", 1)[0] for k in keys if "." in k)]:
         if section not in sections:
@@ -88,7 +91,8 @@ def load_sweep(path: str | None, overrides: list[str]) -> tuple[dict, SweepConfi
     flat_keys = set(Config().flat())
     for key, values in sweep.grid.items():
         if key not in flat_keys:
-            raise ConfigError(f"sweep.grid key {key!r} is not a config key (section.key, e.g. selection.ratio)")
+            moved = f" (it is now {RENAMED[key]})" if key in RENAMED else ""
+            raise ConfigError(f"sweep.grid key {key!r} is not a config key{moved} (section.key, e.g. selection.ratio)")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.grid.{key} must be a non-empty list of values")
     for trial in trials(sweep):
@@ -100,22 +104,13 @@ def sweep_config(spec: dict) -> SweepConfig:
     """The `sweep:` section, checked like the run config: unknown keys and wrong types named."""
     if not isinstance(spec, dict):
         raise ConfigError(f"the sweep section must be a mapping of its keys, got {type(spec).__name__} {spec!r}")
-    hints = typing.get_type_hints(SweepConfig)
-    values = {}
-    for key, value in spec.items():
-        if key not in hints:
-            raise ConfigError(f"unknown sweep key sweep.{key}{did_you_mean(key, hints, prefix='sweep.')}; "
-                              f"allowed: {', '.join(hints)}")
-        if key == "grid":
-            if not isinstance(value, dict):
-                raise ConfigError(f"sweep.grid must map config keys to value lists, got {value!r}")
-            values[key] = value
-        else:
-            values[key] = _coerce(f"sweep.{key}", value, hints[key])
-    sweep = SweepConfig(**values)
-    if sweep.grace_period is not None and sweep.grace_period <= 0:
-        raise ConfigError(f"sweep.grace_period={sweep.grace_period!r} must be > 0 (full-data epochs of compute)")
-    return sweep
+    for key in spec:
+        if key not in SweepConfig.model_fields:
+            raise ConfigError(f"unknown sweep key sweep.{key}{did_you_mean(key, SweepConfig.model_fields, 'sweep.')}; "
+                              f"allowed: {', '.join(SweepConfig.model_fields)}")
+    if "grid" in spec and not isinstance(spec["grid"], dict):
+        raise ConfigError(f"sweep.grid must map config keys to value lists, got {spec['grid']!r}")
+    return SweepConfig.build(spec)
 
 
 def trials(sweep: SweepConfig) -> list[list[str]]:
@@ -135,12 +130,8 @@ def trials(sweep: SweepConfig) -> list[list[str]]:
 
 
 def load_config_from(raw: dict, overrides: list[str]) -> Config:
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(raw, f)
-    try:
-        return load_config(f.name, overrides)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
+    """A trial's config: the sweep's base config with the trial's overrides, through the one builder."""
+    return load_dict(raw, overrides)
 
 
 def concurrent_trials(cfg: Config, requested: int | None) -> int:
@@ -170,13 +161,11 @@ def _trial(config: dict) -> None:
 
 def apply_run_name(cfg: Config, overrides: list[str]) -> Config:
     """`data_agent r0.5 s0 variant=difficulty`: the run's own name plus the other grid values of the trial."""
-    import dataclasses
-
     shown = ("selection.selector", "selection.ratio", "train.seed")
     extra = [f"{key.split('.', 1)[1]}={value}" for key, value in (o.split("=", 1) for o in overrides)
              if key not in shown]
-    return dataclasses.replace(cfg, tracking=dataclasses.replace(
-        cfg.tracking, run_name=" ".join([cfg.run_name(), *extra])))
+    tracking = cfg.tracking.model_copy(update={"run_name": " ".join([cfg.run_name(), *extra])})
+    return cfg.model_copy(update={"tracking": tracking})
 
 
 def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:

@@ -150,7 +150,7 @@ def test_ucb_prefers_rarely_selected_and_eps_greedy_high_loss():
     pool.times_selected[:5] = 1
     assert set(range(5)) <= set(make("ucb", ratio=0.05).select(pool, 3).ids)
     pool = scored_pool()
-    s = make("eps_greedy", ratio=0.2, epsilon=0.0).select(pool, 1)
+    s = make("eps_greedy", ratio=0.2, eps_greedy={"epsilon": 0.0}).select(pool, 1)
     assert set(s.ids) == set(np.argsort(-pool.loss)[:40])
 
 
@@ -179,7 +179,7 @@ def idu_pool():
 
 
 def test_lead_fills_the_budget_with_the_top_idu_of_drawn_arms():
-    sel = make("lead", ratio=0.1, lead_clusters=4)
+    sel = make("lead", ratio=0.1, lead={"clusters": 4})
     pool = idu_pool()
     s = sel.select(pool, 1)
     assert len(s.ids) == 20 and len(sel.drawn) == 1  # one arm of 50 covers the budget of 20
@@ -191,7 +191,7 @@ def test_lead_fills_the_budget_with_the_top_idu_of_drawn_arms():
 
 
 def test_lead_exp3_moves_probability_to_the_arm_whose_idu_drops():
-    sel = make("lead", ratio=0.25, lead_clusters=4, lead_gamma=0.3)
+    sel = make("lead", ratio=0.25, lead={"clusters": 4, "gamma": 0.3})
     pool = idu_pool()
     for epoch in range(1, 40):
         s = sel.select(pool, epoch)
@@ -202,6 +202,6 @@ def test_lead_exp3_moves_probability_to_the_arm_whose_idu_drops():
         pool.idu[:] = before  # the pool stays put: arm 2 keeps paying
     p = sel.probabilities()
     assert p.argmax() == 2 and p[2] > 1.5 * max(p[0], p[1], p[3])
-    again = make("lead", ratio=0.25, lead_clusters=4, lead_gamma=0.3)
+    again = make("lead", ratio=0.25, lead={"clusters": 4, "gamma": 0.3})
     again.load_state_dict(sel.state_dict())
     np.testing.assert_allclose(again.probabilities(), p)

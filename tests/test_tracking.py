@@ -18,13 +18,13 @@ def test_params_are_those_the_task_and_selector_read():
     greedy = load_config(None, ["selection.selector=greedy"]).run_params()
     assert "reward.variant" in greedy and "selection.sampling" in greedy and "train.lr" in greedy
     assert not [k for k in greedy if k.startswith(("agent.", "selection.lead", "task.depth", "task.aux"))]
-    assert "selection.ucb_c" not in greedy and "selection.infobatch_max_prune" not in greedy
-    assert "train.resume_from" not in greedy and "selection.lead_gamma" not in greedy
-    assert load_config(None, ["selection.lead_gamma=0.2"]).run_params()["selection.lead_gamma"] == 0.2  # set: shown
+    assert "selection.ucb.c" not in greedy and "selection.infobatch.max_prune" not in greedy
+    assert "train.resume_from" not in greedy and "selection.lead.gamma" not in greedy
+    assert load_config(None, ["selection.lead.gamma=0.2"]).run_params()["selection.lead.gamma"] == 0.2  # set: shown
     agent = load_config(None, ["selection.selector=data_agent"]).run_params()
     assert "agent.lr" in agent and "agent.payoff" in agent
     infobatch = load_config(None, []).run_params()
-    assert "selection.infobatch_max_prune" in infobatch and "reward.variant" not in infobatch
+    assert "selection.infobatch.max_prune" in infobatch and "reward.variant" not in infobatch
     seg = load_config(None, ["task.name=segmentation"]).run_params()
     assert "task.depth" in seg and "data.reduce_zero_label" in seg and "data.label_noise" not in seg
     assert len(greedy) < 40 < len(load_config(None, []).flat())

@@ -12,7 +12,7 @@ class UCBSelector(Selector):
     def weights(self, pool, epoch):
         value = pool.loss / max(float(pool.loss.max()), 1e-8)
         pulls = np.maximum(pool.times_selected, 1)
-        bonus = self.cfg.ucb_c * np.sqrt(2.0 * np.log(epoch + 1) / pulls)
+        bonus = self.cfg.ucb.c * np.sqrt(2.0 * np.log(epoch + 1) / pulls)
         return (value + bonus).astype(np.float32)
 
     def choose(self, pool, epoch, k):
@@ -25,7 +25,7 @@ class EpsilonGreedySelector(Selector):
     name = "eps_greedy"
 
     def choose(self, pool, epoch, k):
-        n_explore = int(round(self.cfg.epsilon * k))
+        n_explore = int(round(self.cfg.eps_greedy.epsilon * k))
         n_greedy = k - n_explore
         order = np.argsort(-pool.loss, kind="stable")
         greedy = order[:n_greedy]

@@ -5,7 +5,7 @@ ones get loss weight 1/(1-r) so the expected gradient is unchanged. Here r is de
 kept fraction `selection.ratio` so that InfoBatch spends the same budget as every other selector:
 exactly N - ceil(ratio * N) samples are pruned, drawn uniformly from the prune candidates.
 
-r is capped at `selection.infobatch_max_prune` (default 0.7, the largest ratio in InfoBatch's
+r is capped at `selection.infobatch.max_prune` (default 0.7, the largest ratio in InfoBatch's
 ablation): past it the 1/(1-r) rescale blows up single samples' gradients (r = 0.99 means x100)
 and training diverges. When the below-mean samples are too few to meet the budget at the cap,
 the candidate set widens from "below the mean" to the lowest-loss (N - k) / cap seen samples
@@ -25,7 +25,7 @@ class InfoBatchSelector(Selector):
     auto_loss_weighting = "infobatch"
 
     def choose(self, pool, epoch, k):
-        n, cap = len(pool), self.cfg.infobatch_max_prune
+        n, cap = len(pool), self.cfg.infobatch.max_prune
         seen = pool.seen  # unseen samples are never pruned
         seen_ids = np.flatnonzero(seen)
         target = n - k  # samples to prune to meet the budget

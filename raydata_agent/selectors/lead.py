@@ -47,8 +47,8 @@ class LEADSelector(Selector):
 
     def __init__(self, cfg, num_samples, total_epochs, seed=0):
         super().__init__(cfg, num_samples, total_epochs, seed)
-        self.arms = cfg.lead_clusters
-        self.gamma = cfg.lead_gamma
+        self.arms = cfg.lead.clusters
+        self.gamma = cfg.lead.gamma
         self.log_w = np.zeros(self.arms)  # EXP3 weights, in log space so they never overflow
         self.drop_range = [np.inf, -np.inf]  # min and max mean IDU drop seen so far
         self.drawn: list[tuple[int, np.ndarray, np.ndarray, float]] = []  # arm, ids, IDU before, p
