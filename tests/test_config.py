@@ -1,6 +1,15 @@
-import pytest
+import copy
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
-from raydata_agent.config import ConfigError, load_config
+import pytest
+import yaml
+
+from raydata_agent.config import SELECTOR_KNOBS, Config, ConfigError, from_dict, load_config
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_defaults_are_the_embedded_run():
@@ -97,3 +106,73 @@ def test_job_configs_load():
             load_sweep(str(path), [])  # validates every trial's config
             continue
         load_config(path)
+
+
+def test_selector_knobs_are_nested_and_old_flat_keys_name_their_new_key(tmp_path):
+    cfg = load_config(None, ["selection.selector=lead", "selection.lead.gamma=0.2"])
+    assert (cfg.selection.lead.gamma, cfg.selection.lead.clusters) == (0.2, 7)
+    assert cfg.flat()["selection.lead.gamma"] == 0.2 and "selection.lead.gamma" in cfg.run_params()
+    assert "selection.ucb.c" not in cfg.run_params()  # another selector's knob, at its default
+    path = tmp_path / "c.yaml"
+    path.write_text("selection:\n  selector: eps_greedy\n  eps_greedy:\n    epsilon: 0.3\n")
+    assert load_config(path).selection.eps_greedy.epsilon == 0.3
+    for override, message in [
+            ("selection.lead_gamma=0.2", "config key selection.lead_gamma is now selection.lead.gamma"),
+            ("selection.ucb_c=2", "config key selection.ucb_c is now selection.ucb.c"),
+            ("selection.epsilon=0.2", "config key selection.epsilon is now selection.eps_greedy.epsilon"),
+            ("selection.eps_greedy.epsilon=2", "selection.eps_greedy.epsilon=2.0 is out of range; allowed: [0.0, 1.0]"),
+            ("selection.lead.gama=0.1", "unknown config key selection.lead.gama (did you mean `selection.lead.gamma`?)"),
+            ("selection.lead=3", "config section 'selection.lead' must be a mapping of its keys, got int 3"),
+            ("train.checkpoints_to_keep=0", "train.checkpoints_to_keep=0 must be at least 1")]:
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [override])
+        assert message in str(err.value) and "\n" not in str(err.value), override
+
+
+def test_config_round_trips_pickles_copies_and_checks_assignments():
+    cfg = load_config(None, ["selection.selector=data_agent", "agent.preset=paper", "train.checkpoints_to_keep=3"])
+    assert from_dict(cfg.to_dict()) == cfg and pickle.loads(pickle.dumps(cfg)) == cfg  # how Ray ships it
+    other = copy.deepcopy(cfg)
+    other.selection.lead.gamma = 0.5
+    assert cfg.selection.lead.gamma == 0.07 and cfg.train.checkpoints_to_keep == 3
+    assert (cfg.agent.gamma, cfg.agent.baseline) == (0.99, "critic")  # the preset filled what was unset
+    with pytest.raises(ConfigError, match="train.epochs=0 must be at least 1"):
+        other.train.epochs = 0
+    with pytest.raises(ConfigError, match="unknown config key selection.lr \\(did you mean `agent.lr`\\?\\)"):
+        Config(selection={"lr": 0.1})
+
+
+def test_config_names_match_the_registries_it_does_not_import():
+    from raydata_agent import signals
+    from raydata_agent.config import HISTORY_VARIANTS, REWARD_VARIANTS
+    from raydata_agent.selectors import SELECTORS
+
+    assert set(SELECTOR_KNOBS) == set(SELECTORS)
+    assert set(REWARD_VARIANTS) == set(signals.REWARD_VARIANTS) | set(signals.HISTORY_VARIANTS)
+    assert HISTORY_VARIANTS == signals.HISTORY_VARIANTS
+    code = "import sys, raydata_agent.config; print(sorted(m for m in sys.modules if m.startswith('raydata_agent')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "raydata_agent.selectors" not in loaded and "raydata_agent.signals" not in loaded, loaded
+
+
+def test_reference_page_is_generated_from_the_schema():
+    from raydata_agent.config.reference import COMMAND, render
+
+    page = (ROOT / "docs" / "reference" / "config.md").read_text()
+    assert page == render(), f"docs/reference/config.md is out of date; regenerate it: {COMMAND}"
+    for key in Config().flat():
+        assert f"| `{key}` |" in page, key
+
+
+def test_sweep_trials_are_built_from_dicts_with_nested_knob_keys(tmp_path):
+    from raydata_agent.sweep import load_config_from, load_sweep, trials
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"selection": {"selector": "lead"},
+                                    "sweep": {"grid": {"selection.lead.gamma": [0.1, 0.2]}, "full_baseline": False}}))
+    raw, sweep = load_sweep(str(spec), ["train.epochs=2"])
+    cfgs = [load_config_from(raw, trial) for trial in trials(sweep)]
+    assert [(c.selection.lead.gamma, c.train.epochs) for c in cfgs] == [(0.1, 2), (0.2, 2)]
+    spec.write_text(yaml.safe_dump({"sweep": {"grid": {"selection.lead_gamma": [0.1]}}}))
+    with pytest.raises(ConfigError, match="is not a config key \\(it is now selection.lead.gamma\\)"):
+        load_sweep(str(spec), [])

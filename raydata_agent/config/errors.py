@@ -47,7 +47,7 @@ def one_line(err: ValidationError, model: type[BaseModel], prefix: str = "") -> 
         return ConfigError(f"config section {key!r} must be a mapping of its keys, "
                            f"got {type(value).__name__} {value!r}")
     if kind == "literal_error":
-        allowed = _choices(field.annotation)
+        allowed = choices(field.annotation)
         return ConfigError(f"{key}={value!r} is not allowed{did_you_mean(value, allowed)}; "
                            f"choose one of: {', '.join(map(str, allowed))}")
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -59,8 +59,8 @@ def one_line(err: ValidationError, model: type[BaseModel], prefix: str = "") -> 
     return ConfigError(f"{key}={value!r}: {error['msg']}")
 
 
-def bounds_text(field) -> str:
-    """"is out of range; allowed: (0.0, 1.0]", "must be at least 1", "must be >= 0" or "must be > 0"."""
+def bounds(field) -> tuple[Any, bool, Any, bool]:
+    """(low, low open?, high, high open?) of a field's Field(gt=, ge=, lt=, le=); None where unbounded."""
     lo = hi = None
     lo_open = hi_open = False
     for m in field.metadata:
@@ -72,6 +72,12 @@ def bounds_text(field) -> str:
             hi, hi_open = m.lt, True
         elif isinstance(m, annotated_types.Le):
             hi = m.le
+    return lo, lo_open, hi, hi_open
+
+
+def bounds_text(field) -> str:
+    """"is out of range; allowed: (0.0, 1.0]", "must be at least 1", "must be >= 0" or "must be > 0"."""
+    lo, lo_open, hi, hi_open = bounds(field)
     if lo is not None and hi is not None:
         return f"is out of range; allowed: {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
     if lo is not None:
@@ -91,10 +97,11 @@ def type_name(annotation: Any) -> str:
     return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
-def _choices(annotation: Any) -> tuple:
+def choices(annotation: Any) -> tuple:
+    """A Literal's values (also inside `X | None`); () for any other type."""
     if typing.get_origin(annotation) is typing.Literal:
         return typing.get_args(annotation)
-    return next((_choices(a) for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal), ())
+    return next((choices(a) for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal), ())
 
 
 def _as_field_type(value: Any, field) -> Any:

@@ -19,7 +19,7 @@ SNAPSHOT_COLUMNS = ("scores", "all")
 
 class TaskConfig(Section):
     dotted = "task"
-    name: Literal[TASKS] = Field("classification", description="what is trained")
+    name: Literal[TASKS] = Field("classification", description="the task: it decides which models and data sets apply")
     model: str = Field("small_cnn", description=(
         "classification: small_cnn | resnet18/34/50; detection: yolov8n/s/m/l/x; segmentation: upernet "
         "(unset in a config: the task's first)"))

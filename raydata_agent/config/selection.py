@@ -3,7 +3,8 @@
 Each selector with knobs has its own small model under `selection.<name>` (as lerobot keys a
 policy's config by its type name); every one is always present with its defaults, and MLflow lists
 only the active selector's. SELECTOR_KNOBS names every selector, knob-less ones too, so config
-checks `selection.selector` without importing the selectors (which import config).
+checks `selection.selector` without importing the selectors (which import config); a test
+checks that it names exactly the selectors of selectors.SELECTORS.
 """
 from __future__ import annotations
 
