@@ -7,7 +7,8 @@ generated from it (reference.py).
 from raydata_agent.config.agent import AGENT_PRESETS, AgentConfig
 from raydata_agent.config.errors import RENAMED, ConfigError, did_you_mean
 from raydata_agent.config.fields import Section
-from raydata_agent.config.loading import _task_defaults, apply_overrides, from_dict, load_config, load_dict, validate
+from raydata_agent.config.loading import (_task_defaults, apply_dotted, apply_overrides, from_dict, load_config,
+                                          load_dict, validate)
 from raydata_agent.config.names import (DATASETS, HISTORY_VARIANTS, IGNORE_INDEX, MODELS, RESNET_DEPTHS,
                                         REWARD_VARIANTS, STANDARD_RECIPE, TASKS)
 from raydata_agent.config.paths import generated_data_folder, is_uri, resolve_paths
@@ -21,6 +22,6 @@ __all__ = [
     "REWARD_VARIANTS", "SELECTOR_KNOBS", "SELECTOR_NAMES", "STANDARD_RECIPE", "TASKS",
     "AgentConfig", "Config", "ConfigError", "DataConfig", "EpsGreedyConfig", "InfoBatchConfig", "LeadConfig",
     "RayConfig", "RewardConfig", "Section", "SelectionConfig", "TaskConfig", "TrackingConfig", "TrainConfig",
-    "UCBConfig", "_task_defaults", "apply_overrides", "did_you_mean", "from_dict", "generated_data_folder",
+    "UCBConfig", "_task_defaults", "apply_dotted", "apply_overrides", "did_you_mean", "from_dict", "generated_data_folder",
     "is_uri", "load_config", "load_dict", "resolve_paths", "validate",
 ]

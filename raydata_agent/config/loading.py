@@ -69,12 +69,21 @@ def validate(cfg: Config) -> Config:
 def apply_overrides(raw: dict[str, Any] | None, overrides: Iterable[str]) -> dict[str, Any]:
     """Apply `section.key=value` (or `selection.<selector>.key=value`) overrides to a copy of `raw`;
     values are parsed as YAML scalars."""
-    raw = {k: _copy(v) for k, v in (raw or {}).items()}
+    values = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         key, text = item.split("=", 1)
-        parts = key.strip().split(".")
+        values[key.strip()] = yaml.safe_load(text) if text != "" else None
+    return apply_dotted(raw, values)
+
+
+def apply_dotted(raw: dict[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `raw` with each dotted key (`selection.ratio`, `selection.lead.gamma`) set to its value:
+    what overrides, sweep grids and keyword arguments (session.build_config) write into a config."""
+    raw = {k: _copy(v) for k, v in (raw or {}).items()}
+    for key, value in values.items():
+        parts = key.split(".")
         if len(parts) not in (2, 3) or not all(parts):
             raise ConfigError(f"override key {key!r} must be section.key, e.g. selection.ratio "
                               f"(or selection.<selector>.key, e.g. selection.lead.gamma)")
@@ -87,7 +96,7 @@ def apply_overrides(raw: dict[str, Any] | None, overrides: Iterable[str]) -> dic
                 raise ConfigError(f"config section {where!r} must be a mapping of its keys, "
                                   f"got {type(node[part]).__name__} {node[part]!r}")
             node = node[part]
-        node[parts[-1]] = yaml.safe_load(text) if text != "" else None
+        node[parts[-1]] = value
     return raw
 
 

@@ -47,6 +47,7 @@ APPLIES: dict[str, Callable[[Any], bool]] = {
     **{f"agent.{key}": _selector_is("data_agent") for key in AgentConfig.model_fields},
     "train.momentum": lambda c: c.train.optimizer == "sgd",
     "train.resume_from": lambda c: c.train.resume_from is not None,
+    "train.checkpoints_to_keep": lambda c: False,  # retention changes no result: listed only when set
     "ray.address": lambda c: c.ray.address is not None,
     "ray.num_cpus": lambda c: c.ray.num_cpus is not None,
 }
