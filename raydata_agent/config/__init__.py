@@ -22,6 +22,6 @@ __all__ = [
     "REWARD_VARIANTS", "SELECTOR_KNOBS", "SELECTOR_NAMES", "STANDARD_RECIPE", "TASKS",
     "AgentConfig", "Config", "ConfigError", "DataConfig", "EpsGreedyConfig", "InfoBatchConfig", "LeadConfig",
     "RayConfig", "RewardConfig", "Section", "SelectionConfig", "TaskConfig", "TrackingConfig", "TrainConfig",
-    "UCBConfig", "_task_defaults", "apply_dotted", "apply_overrides", "did_you_mean", "from_dict", "generated_data_folder",
-    "is_uri", "load_config", "load_dict", "resolve_paths", "validate",
+    "UCBConfig", "_task_defaults", "apply_dotted", "apply_overrides", "did_you_mean", "from_dict",
+    "generated_data_folder", "is_uri", "load_config", "load_dict", "resolve_paths", "validate",
 ]
