@@ -66,7 +66,8 @@ def make_worker_class():
             first weights (it builds its LearnerGroup then). A training worker asks for them at its first
             batch and acts uniformly until they arrive; here they are waited for, so none of it is timed."""
             if self.session.agent is not None:
-                from raydata_agent.agent.acting import WorkerActing, obs_dim
+                from raydata_agent.agent.acting import WorkerActing
+                from raydata_agent.agent.state import obs_dim
 
                 cfg = self.session.cfg
                 self.session.acting = WorkerActing(cfg.agent, self.session.agent, self.n_rows,

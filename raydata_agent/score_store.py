@@ -33,7 +33,7 @@ class ScoreStore:
         try:
             self.pool = SamplePool(labels, sources, source_prefix=self.cfg.data.name, truth=truth)
         except UnicodeEncodeError:  # Arrow strings are UTF-8: name the row, not pyarrow's position in it
-            from raydata_agent.data import DataError, not_utf8
+            from raydata_agent.data.files import DataError, not_utf8
 
             row = next(i for i, source in enumerate(sources) if not_utf8(source))
             raise DataError(f"the source of row {row}, {sources[row]!a}, is not valid UTF-8") from None

@@ -111,7 +111,7 @@ class SelectionSession:
         self.__init__(state["store"], from_dict(state["cfg"]), tracker=state["tracker"], agent=state["agent"],
                       progress=state["progress"])
         if self.agent is not None and self.needs_features:  # a worker that will act: import RLlib meanwhile
-            from raydata_agent.agent.acting import preload
+            from raydata_agent.agent.policy import preload
 
             preload()
 

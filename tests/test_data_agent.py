@@ -5,8 +5,10 @@ import pytest
 import ray
 import torch
 
-from raydata_agent.agent.acting import (WorkerActing, build_state, in_panel, payoff_param, policy_act,
-                                        training_reward)
+from raydata_agent.agent.acting import WorkerActing, in_panel
+from raydata_agent.agent.policy import policy_act
+from raydata_agent.agent.rewards import payoff_param, training_reward
+from raydata_agent.agent.state import build_state
 from raydata_agent.agent.data_agent import DataAgent
 from raydata_agent.agent.rl_module import TorchBeta
 from raydata_agent.config import AgentConfig, ConfigError, load_config
@@ -78,7 +80,7 @@ def test_worker_copy_acts_like_the_learner_for_the_same_weights():
 
 @pytest.mark.parametrize("max_concentration", [40.0, 0.0])
 def test_uniform_start_is_the_modules_own_beta_1_1(max_concentration):
-    from raydata_agent.agent.acting import uniform_act
+    from raydata_agent.agent.policy import uniform_act
     from raydata_agent.agent.rl_module import beta_class
 
     cfg = AgentConfig(max_concentration=max_concentration)
@@ -334,7 +336,7 @@ def test_panel_rows_get_the_payoff_they_get_in_the_whole_batch():
 
 
 def test_batch_quantiles_are_numpys():
-    from raydata_agent.agent.acting import QUANTILE_LEVELS, batch_quantiles
+    from raydata_agent.agent.rewards import QUANTILE_LEVELS, batch_quantiles
 
     rng = np.random.default_rng(0)
     for values in (rng.random(256, dtype=np.float32), rng.exponential(size=7), np.array([3.0]), np.zeros(5)):
@@ -397,3 +399,22 @@ def test_same_seed_same_selections_and_metric_beside_a_cpu_hog(ray_cluster, run_
     for epoch, (a, b) in enumerate(zip(quiet, loaded), start=1):
         assert a == b, f"epoch {epoch}: the selections or actions differ"
     assert quiet_metric == loaded_metric
+
+
+def test_reward_scale_is_the_population_std_of_every_reward_so_far_and_survives_a_checkpoint():
+    """The per-sample reward scale (RLlib's RunningStat, merged batch by batch) is np.std of all
+    rewards seen, and a learner restored from `state()` scales the next rewards alike."""
+    from raydata_agent.agent.data_agent import population_std, push_batch, running_stat
+
+    rng = np.random.default_rng(0)
+    batches = [rng.exponential(size=n).astype(np.float32) for n in (0, 1, 37, 128, 5)]
+    stat = running_stat()
+    assert population_std(stat) == 1.0, "no spread yet: rewards are left unscaled"
+    for batch in batches:
+        push_batch(stat, batch)
+    np.testing.assert_allclose(population_std(stat), np.concatenate(batches).astype(np.float64).std(), rtol=1e-12)
+    cfg, agent = features_agent()
+    push_batch(agent.reward_std, np.concatenate(batches))
+    restored = DataAgent(vars(cfg), N, seed=1)
+    restored.load_state(agent.state())
+    assert population_std(restored.reward_std) == population_std(agent.reward_std) != 1.0

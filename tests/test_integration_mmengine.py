@@ -2,6 +2,7 @@
 import runpy
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from plot_pixels import assert_plot_has_data
 
@@ -18,7 +19,10 @@ def test_mmseg_runner_with_selection_hook_and_sampler(tmp_path, capsys):
     print("mmengine kept per epoch:", kept)
     assert kept == [24, 12, 12]  # warm-up full, then infobatch keeps ratio 0.5
     assert [h["passes"] for h in history] == kept  # mmengine's loop trained exactly the selected images
-    assert all(0.0 <= h["adaptive_w"] <= 1.0 for h in history)  # difficulty and pixel uncertainty reached the pool
+    snapshot = sorted((tmp_path / "work" / "runs" / session.run_id / "pool").glob("pool_epoch_*.parquet"))[-1]
+    pool = pq.read_table(snapshot, columns=["difficulty", "uncertainty"]).to_pandas()
+    # Pixel uncertainty and difficulty reached the pool: without the hook's uncertainty it would be 0.
+    assert (pool["uncertainty"] > 0).all() and pool["difficulty"].std() > 0
     assert all(0.0 <= h["val_metric"] <= 100.0 for h in history)  # mmseg's validation mIoU (percent), every epoch
     assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
     out = capsys.readouterr().out

@@ -14,7 +14,7 @@ from PIL import Image
 from raydata_agent.config import ConfigError, DataConfig, load_config
 from raydata_agent.data import DataError
 from raydata_agent.data.ade20k import SegData
-from raydata_agent.tasks import mmcv_ops
+from raydata_agent.integrations import mmcv_ops
 
 SEG = ["task.name=segmentation", "task.depth=18", "task.head_channels=32"]
 

@@ -154,12 +154,20 @@ def test_ucb_prefers_rarely_selected_and_eps_greedy_high_loss():
     assert set(s.ids) == set(np.argsort(-pool.loss)[:40])
 
 
-def test_selector_state_round_trip():
-    a = make("random_static", ratio=0.3)
-    b = make("random_static", ratio=0.3)
-    b.load_state_dict(a.state_dict())
+@pytest.mark.parametrize("name", ["random_static", "random_dynamic"])
+def test_selector_state_round_trip(name):
+    """A selector seeded differently selects what the saved one would, only through load_state_dict."""
+    cfg = SelectionConfig(selector=name, ratio=0.3)
     pool = scored_pool()
-    assert np.array_equal(a.select(pool, 1).ids, b.select(pool, 1).ids)
+    saved = build_selector(cfg, N, EPOCHS, seed=0)
+    saved.select(pool, 1)  # its random state moves on
+    state = saved.state_dict()
+    fresh = build_selector(cfg, N, EPOCHS, seed=1).select(pool, 2).ids
+    restored = build_selector(cfg, N, EPOCHS, seed=1)
+    restored.load_state_dict(state)
+    expected = saved.select(pool, 2).ids
+    assert len(expected) < N and not np.array_equal(fresh, expected), "a fresh selector would pass unrestored"
+    np.testing.assert_array_equal(restored.select(pool, 2).ids, expected)
 
 
 def test_kmeans_1d_finds_separated_groups_in_order():
@@ -170,6 +178,27 @@ def test_kmeans_1d_finds_separated_groups_in_order():
     assign = kmeans_1d(values, 3)
     assert (assign[:50] == 1).all() and (assign[50:100] == 0).all() and (assign[100:] == 2).all()
     assert kmeans_1d(np.zeros(10), 7).max() == 0  # no spread: one cluster, no crash
+
+
+@pytest.mark.parametrize("k", [3, 7])
+def test_kmeans_1d_is_scikit_learns_kmeans_from_the_same_start(k):
+    """Kept for speed only (see kmeans_1d): at convergence it is Lloyd's k-means, as sklearn runs it."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    from raydata_agent.selectors.lead import kmeans_1d
+
+    rng = np.random.default_rng(0)
+    for values in (np.concatenate([rng.gamma(2.0, 1.0, 2000), rng.normal(6.0, 1.0, 2000)]), rng.random(3000),
+                   rng.exponential(size=5000), np.concatenate([rng.normal(c, 0.05, 50) for c in (5.0, 0.0, 10.0)])):
+        assign = kmeans_1d(values, k, iters=300)
+        start = np.unique(np.quantile(values, (np.arange(k) + 0.5) / k))[:, None]  # kmeans_1d's quantile start
+        with threadpool_limits(1):  # OpenMP threads on a busy machine: seconds instead of milliseconds
+            km = KMeans(len(start), init=start, n_init=1, max_iter=300, tol=0.0).fit(values[:, None])
+        rank = np.argsort(np.argsort(km.cluster_centers_[:, 0]))  # sklearn's cluster -> ours (ordered by centre)
+        np.testing.assert_array_equal(rank[km.labels_], assign)
+        centres = [values[assign == i].mean() for i in range(assign.max() + 1)]
+        np.testing.assert_allclose(centres, np.sort(km.cluster_centers_[:, 0]), rtol=0, atol=1e-9)
 
 
 def idu_pool():

@@ -24,157 +24,19 @@ When weights are loaded is `agent.schedule`:
 """
 from __future__ import annotations
 
-import importlib
-import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from raydata_agent.agent.calls import Done, call, fetch, ready_split
+from raydata_agent.agent.policy import build_module, policy_act, uniform_act
+from raydata_agent.agent.rewards import payoff_param, payoff_reward, reward_target
+from raydata_agent.agent.state import build_state
 from raydata_agent.config import AgentConfig
-from raydata_agent.signals import label_agreement
 
-MODULE_ID = "default_policy"  # ray.rllib.core.DEFAULT_MODULE_ID
-CONTEXT_COLUMNS = ("agreement", "staleness", "seen")  # per-sample history the plan ships to workers
-STATE_SCALARS = 7  # scalars appended to the normalised features in the "full" state
-QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)  # the pool's target quantiles shipped with each plan
 MAX_SENDS_IN_FLIGHT = 4  # async: more than this, a worker drops (and counts) transitions rather than wait
 MAX_CALL_GAP_S = 0.5  # async: a worker with few panel transitions still calls the learner (for weights) this often
-ACTION_EPS = 1e-6  # actions are kept inside (0, 1): log-prob at exactly 0 or 1 is -inf
-UNIFORM_LOGIT = -30.0  # softplus / sigmoid of it vanish in float32: the Beta's alpha = beta = 1
-
-
-# --- calls to the learner: a Ray actor handle, or an in-process DataAgent (tests, benchmarks) -----
-@dataclass
-class Done:
-    """The result of a call made in process: ready at once."""
-
-    value: object
-
-
-def call(target, method: str, *args):
-    fn = getattr(target, method)
-    return fn.remote(*args) if hasattr(fn, "remote") else Done(fn(*args))
-
-
-def is_ready(ref) -> bool:
-    if isinstance(ref, Done):
-        return True
-    import ray
-
-    return bool(ray.wait([ref], timeout=0)[0])
-
-
-def ready_split(refs: list) -> tuple[list, list]:
-    """(answered, still waiting) among calls made with `call`, without blocking."""
-    local = [r for r in refs if isinstance(r, Done)]
-    remote = [r for r in refs if not isinstance(r, Done)]
-    if not remote:
-        return local, []
-    import ray
-
-    ready, waiting = ray.wait(remote, num_returns=len(remote), timeout=0)
-    return local + ready, waiting
-
-
-def fetch(ref):
-    if isinstance(ref, Done):
-        return ref.value
-    import ray
-
-    return ray.get(ref)
-
-
-# --- the state, the reward target, the panel -------------------------------------------------------
-def obs_dim(feature_dim: int, state: str) -> int:
-    return feature_dim + (STATE_SCALARS if state == "full" else 0)
-
-
-def build_state(features, loss: np.ndarray, difficulty: np.ndarray, uncertainty: np.ndarray,
-                context: np.ndarray, state: str) -> torch.Tensor:
-    """The agent's observation of each sample in a batch, on the features' device (no copy to host).
-
-    "features" (the paper): the pooled features as they come. "full": the features scaled to unit
-    length (their scale drifts as the model trains) plus what greedy knows and more: difficulty,
-    uncertainty, log(1 + loss), p(given label) now, its EMA over earlier visits (label agreement),
-    epochs since the last visit (a fraction of the run), and whether the sample was seen before.
-    """
-    features = torch.as_tensor(features).detach().float()
-    if state == "features":
-        return features
-    loss = np.asarray(loss, np.float32)
-    seen = context[:, 2] > 0
-    p_label = np.exp(-loss)
-    scalars = np.stack([difficulty, uncertainty, np.log1p(loss), p_label,
-                        np.where(seen, context[:, 0], p_label), context[:, 1], context[:, 2]], axis=1)
-    unit = torch.nn.functional.normalize(features, dim=1, eps=1e-6)
-    return torch.cat([unit, torch.from_numpy(scalars.astype(np.float32)).to(features.device)], dim=1)
-
-
-def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg: AgentConfig) -> np.ndarray:
-    """What a high action should pay for. "score": the paper's composite score. "agreement": the
-    score times the label agreement after this visit, so a hard sample pays only while its label
-    stays believable: flipped labels (confidently contradicted, visit after visit) pay little."""
-    score = np.asarray(score, np.float32)
-    if cfg.reward == "score":
-        return score
-    return score * label_agreement(context[:, 0], loss, context[:, 2] > 0, cfg.agreement_decay)
-
-
-def payoff_param(target: np.ndarray, payoff: str, baseline: float | None = None,
-                 quantiles: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
-    """Each sample's payoff parameter p, from its reward target and the pool's latest targets (None:
-    epoch 0, where this batch stands in for the pool): the reward of any action a is then
-    `payoff_reward(a, p)`, so the learner can price actions the worker did not take. `rows` (a mask):
-    p of those samples only (the panel's: no other p leaves the worker), against the whole batch.
-
-    - rank: p = the target's percentile in the pool; r = -(a - p)^2. The best action is the sample's
-      rank, so selection by action keeps the pool's best-ranked fraction, and every action gets a
-      gradient: the policy cannot settle at a = 0, where a linear payoff gives none.
-    - margin: p = target - q, q the pool's (1 - ratio) target quantile; r = a p. Pays for samples
-      above the kept fraction's cut; its best action is 0 or 1. Measured to collapse to a = 0 on
-      digits once the targets trained on fall below a cut set by older targets (RESULTS.md).
-    - linear: p = target; r = a p, the paper's eq. 6.
-    """
-    target = np.asarray(target, np.float32)
-    chosen = target if rows is None else target[rows]
-    if payoff == "linear":
-        return chosen
-    if payoff == "margin":
-        return chosen - (baseline if baseline is not None else float(np.quantile(target, 0.5)))
-    if quantiles is None:
-        quantiles = batch_quantiles(target)
-    return percentile(chosen, np.asarray(quantiles, np.float64))
-
-
-def batch_quantiles(values: np.ndarray) -> np.ndarray:
-    """`np.quantile(values, QUANTILE_LEVELS)` (its default linear method, the same numbers) in a
-    fifteenth of the time: one sort and one interpolation. It runs on every epoch-0 batch."""
-    ordered = np.sort(values)
-    return np.interp(QUANTILE_LEVELS * (len(ordered) - 1), np.arange(len(ordered)), ordered)
-
-
-def percentile(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Where each value lies among evenly spaced quantiles, in [0, 1]: interpolated between them, and
-    the middle of the run where quantiles tie (many equal targets share one rank, not an end of it)."""
-    last = len(quantiles) - 1
-    lo, hi = np.searchsorted(quantiles, values, "left"), np.searchsorted(quantiles, values, "right")
-    j = np.clip(lo, 1, last)
-    gap = np.maximum(quantiles[j] - quantiles[j - 1], 1e-12)
-    between = j - 1 + np.clip((values - quantiles[j - 1]) / gap, 0.0, 1.0)
-    return (np.where(hi > lo, (lo + hi - 1) / 2.0, between) / last).astype(np.float32)
-
-
-def payoff_reward(actions, param, payoff: str):
-    """r(a) for the payoff's parameter p (numpy or torch)."""
-    return -(actions - param) ** 2 if payoff == "rank" else actions * param
-
-
-def training_reward(actions: np.ndarray, target: np.ndarray, payoff: str, baseline: float | None = None,
-                    quantiles: np.ndarray | None = None) -> np.ndarray:
-    """What each action earns (agent.payoff); see `payoff_param`."""
-    return payoff_reward(actions, payoff_param(target, payoff, baseline, quantiles), payoff)
 
 
 def in_panel(ids: np.ndarray, fraction: float) -> np.ndarray:
@@ -187,66 +49,6 @@ def in_panel(ids: np.ndarray, fraction: float) -> np.ndarray:
         return np.ones(len(ids), bool)
     hashed = (np.asarray(ids, np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
     return hashed < np.uint64(int(fraction * 2**32))
-
-
-# --- acting -------------------------------------------------------------------------------------
-def module_config(cfg: AgentConfig) -> dict:
-    return {"hidden": cfg.hidden, "max_concentration": cfg.max_concentration}
-
-
-def build_module(obs_size: int, cfg: AgentConfig, inference_only: bool):
-    import gymnasium as gym
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
-    from raydata_agent.agent.rl_module import DataAgentModule
-
-    return RLModuleSpec(module_class=DataAgentModule, observation_space=observation_space(obs_size),
-                        action_space=gym.spaces.Box(0.0, 1.0, (1,), np.float32), inference_only=inference_only,
-                        model_config=module_config(cfg)).build()
-
-
-def observation_space(obs_size: int):
-    import gymnasium as gym
-
-    return gym.spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)  # 1-D: the default catalog's kind
-
-
-@torch.no_grad()
-def policy_act(module, obs: torch.Tensor):
-    """Sample Beta actions from a module (learner's or inference copy): actions, logp, dist inputs.
-
-    It calls the module's `_forward_exploration` (RLlib's hook: no_grad + `_forward`), not the public
-    `forward_exploration`, whose wrapper walks every submodule twice per call to switch eval/train
-    mode: a fifth of the policy's per-batch overhead at 256 rows, and a no-op for this module (no
-    dropout, no batch norm)."""
-    from ray.rllib.core.columns import Columns
-
-    logits = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-    dist = module.get_exploration_action_dist_cls().from_logits(logits)
-    actions = dist.sample()
-    return actions.squeeze(-1), dist.logp(actions), logits
-
-
-def uniform_act(n: int, cfg: AgentConfig, device: torch.device):
-    """Actions before the learner's first weights arrive: Beta(1, 1), the uniform policy, with the
-    distribution inputs that give it under the module's action distribution (BoundedBeta: mean logit 0,
-    concentration logit -30; TorchBeta: both -30) and its log-prob, 0. It is a true behaviour policy,
-    so PPO's importance ratio and the self-critical baseline stay exact for these transitions."""
-    actions = torch.rand(n, device=device).clamp(ACTION_EPS, 1.0 - ACTION_EPS)
-    logits = torch.full((n, 2), UNIFORM_LOGIT, device=device)
-    if cfg.max_concentration:
-        logits[:, 0] = 0.0
-    return actions, torch.zeros(n, device=device), logits
-
-
-def preload() -> threading.Thread:
-    """Import RLlib (the acting copy's RLModule) in a background thread. A training worker calls this
-    as its session arrives, so the ~1 s import overlaps the worker's own set-up (data, model) instead
-    of stalling its first batch; the first `build_module` then finds it imported (or waits for it)."""
-    thread = threading.Thread(target=importlib.import_module, args=("raydata_agent.agent.rl_module",),
-                              name="preload-rllib", daemon=True)
-    thread.start()
-    return thread
 
 
 class WorkerActing:

@@ -18,44 +18,44 @@ import time
 import numpy as np
 import torch
 
-from raydata_agent.agent.acting import MODULE_ID, module_config, observation_space, payoff_reward, policy_act
+from raydata_agent.agent.policy import policy_act
+from raydata_agent.agent.rewards import payoff_reward
+from raydata_agent.agent.spaces import MODULE_ID, action_space, module_config, observation_space
 from raydata_agent.agent.trajectories import TrajectoryBuffer, TrainBatch
 from raydata_agent.config import AgentConfig
 
 log = logging.getLogger(__name__)
 
 
-class RunningStd:
-    """Running standard deviation of per-sample rewards (Welford), for reward scaling."""
+def running_stat():
+    """RLlib's Welford accumulator (`RunningStat`), for the spread of per-sample rewards."""
+    from ray.rllib.utils.filter import RunningStat
 
-    def __init__(self):
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+    return RunningStat()
 
-    def update(self, values: np.ndarray) -> None:
-        values = np.asarray(values, np.float64)
-        n = len(values)
-        if n == 0:
-            return
-        delta = values.mean() - self.mean
-        total = self.count + n
-        self.mean += delta * n / total
-        self.m2 += values.var() * n + delta**2 * self.count * n / total
-        self.count = total
 
-    @property
-    def std(self) -> float:
-        return float(np.sqrt(self.m2 / self.count)) if self.count > 1 else 1.0
+def push_batch(stat, values: np.ndarray) -> None:
+    """Merge a batch into `stat` as RLlib merges workers' stats (Chan et al.'s pairwise update)."""
+    batch = running_stat()
+    for value in np.asarray(values, np.float64).tolist():
+        batch.push(value)
+    stat.update(batch)
+
+
+def population_std(stat) -> float:
+    """sqrt(M2 / n) in float64, 1 until two rewards arrived: the reward scale as it always was.
+    RLlib's own `std` divides by n - 1 and rounds to float32, which would move every scaled reward."""
+    return float(np.sqrt(stat.sum_sq_diff_array / stat.n)) if stat.n > 1 else 1.0
 
 
 def build_learner_group(cfg: AgentConfig, obs_size: int, seed: int):
-    import gymnasium as gym
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from raydata_agent.agent.rl_module import DataAgentModule
 
     obs_space = observation_space(obs_size)
-    act_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+    act_space = action_space()
     config = (
         PPOConfig()
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
@@ -95,7 +95,7 @@ class DataAgent:
         self.published: tuple[int, dict] | None = None
         self.buffer = TrajectoryBuffer()
         self.replay: dict[int, tuple] = {}  # each panel sample's latest (obs, action, reward): <= panel_size
-        self.reward_std = RunningStd()
+        self.reward_std = running_stat()
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # learner=regression: (obs, target) not fitted yet
         self.regression_optimizer: torch.optim.Optimizer | None = None
         self._reset_metrics()
@@ -137,7 +137,7 @@ class DataAgent:
 
     def observe(self, epoch: int, ids, obs, actions, logp, dist_inputs, rewards, params, version: int = 0,
                 dropped: int = 0):
-        """A worker's panel transitions, with each one's payoff parameter (acting.payoff_param).
+        """A worker's panel transitions, with each one's payoff parameter (rewards.payoff_param).
         Answers as `publish` does for the version the worker acted with: the weights, if newer."""
         start = time.perf_counter()
         obs = np.array(obs, np.float32)  # a copy: what Ray hands over is read-only, torch wants to own it
@@ -146,8 +146,8 @@ class DataAgent:
         dist_inputs = np.array(dist_inputs, np.float32)
         rewards = np.asarray(rewards, np.float32)
         if self.cfg.reward_scale == "per_sample":
-            self.reward_std.update(rewards)  # the spread of per-sample rewards, not of batch means
-        scale = max(self.reward_std.std, 1e-8) if self.cfg.reward_scale == "per_sample" else 1.0
+            push_batch(self.reward_std, rewards)  # the spread of per-sample rewards, not of batch means
+        scale = max(population_std(self.reward_std), 1e-8) if self.cfg.reward_scale == "per_sample" else 1.0
         rewards = rewards / scale
         regression = self.cfg.learner == "regression"
         values = None if regression else self._baseline_values(obs, dist_inputs, params, np.float32(scale))
@@ -328,7 +328,7 @@ class DataAgent:
         return {
             "learner": None if self.learner_group is None else self.learner_group.get_state(),
             "obs_size": self.obs_size, "version": self.version, "buffer": self.buffer.state_dict(),
-            "replay": self.replay, "reward_std": vars(self.reward_std).copy(), "pending": list(self.pending),
+            "replay": self.replay, "reward_std": self.reward_std.to_state(), "pending": list(self.pending),
             "regression_optimizer": None if self.regression_optimizer is None else self.regression_optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),  # the actions it samples next
             "numpy_rng": np.random.get_state(),  # RLlib's minibatch shuffles (SampleBatch.shuffle)
@@ -350,7 +350,7 @@ class DataAgent:
         if state.get("regression_optimizer") is not None:
             self.regression_optimizer = torch.optim.Adam(self.module.parameters(), lr=self.cfg.lr)
             self.regression_optimizer.load_state_dict(state["regression_optimizer"])
-        vars(self.reward_std).update(state["reward_std"])
+        self.reward_std = type(self.reward_std).from_state(state["reward_std"])
         self._reset_metrics()
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])

@@ -18,7 +18,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchDistributi
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
-from raydata_agent.agent.acting import ACTION_EPS as EPS
+from raydata_agent.agent.spaces import ACTION_EPS as EPS
 
 
 class TorchBeta(TorchDistribution):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from raydata_agent.config import IGNORE_INDEX
-from raydata_agent.data import DataError
+from raydata_agent.data.files import DataError
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ def epoch_dataset(session, data, cfg):
 def decode_batch(batch: dict, image_size: int, channels: int, augment: str | None, seed: int, threads: int) -> dict:
     """Ray Data map_batches UDF: metadata rows -> training tensors. The augmentation draws come from
     (seed, epoch, the batch's ids), so a run's views repeat with its seed wherever the task runs."""
-    from raydata_agent.data import ImageData
+    from raydata_agent.data.classification import ImageData
 
     ids = np.asarray(batch["id"], np.int64)
     if "image" in batch:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from raydata_agent.config import DataConfig, generated_data_folder
-from raydata_agent.data import DataError
+from raydata_agent.data.files import DataError
 from raydata_agent.data.shapes import _mask as shape_mask
 
 CLASSES = ("background", "disc", "square", "triangle", "ring", "cross")  # after reduce_zero_label

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import yaml
 
-from raydata_agent.data import DataError, not_utf8, printable_path
+from raydata_agent.data.files import DataError, not_utf8, printable_path
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ Use epoch-based parameter schedulers: a selected epoch has fewer iterations than
 """
 from __future__ import annotations
 
-from raydata_agent.tasks import mmcv_ops
+from raydata_agent.integrations import mmcv_ops
 
 mmcv_ops.install()  # before mmseg is imported: mmcv-lite has no compiled mmcv.ops
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from raydata_agent.agent.acting import CONTEXT_COLUMNS, QUANTILE_LEVELS, Done, call, fetch
+from raydata_agent.agent.calls import Done, call, fetch
+from raydata_agent.agent.rewards import QUANTILE_LEVELS
+from raydata_agent.agent.state import CONTEXT_COLUMNS
 from raydata_agent.config import AgentConfig
 from raydata_agent.pool import NEVER
 from raydata_agent.selectors.base import Selector, group_rows

@@ -14,20 +14,9 @@ Heavy task libraries (ultralytics, mmseg) are imported only when their task is c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from raydata_agent.tasks.base import TaskOutput
 
-import torch
-
-
-@dataclass
-class TaskOutput:
-    loss: torch.Tensor  # [B] per-sample loss, with grad
-    probs: torch.Tensor | None  # [B, C] predictive distribution, or None if the task has none
-    features: torch.Tensor  # [B, d] detached pooled features: the agent's state
-    uncertainty: torch.Tensor | None = None  # [B] in [0, 1] where the task computes its own (segmentation)
-    # [B] norm of each sample's loss gradient w.r.t. the output layer, where the task has it for free
-    # (classification); LEAD's predicted loss change uses it. None: that term is 0.
-    grad_norm: torch.Tensor | None = None
+__all__ = ["TaskOutput", "build_task"]
 
 
 def build_task(cfg):

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from raydata_agent.config import Config
-from raydata_agent.data import ImageData, load_dataset
+from raydata_agent.data.classification import ImageData, load_dataset
 from raydata_agent.data.recipes import Normalize, channel_stats, wants
-from raydata_agent.tasks import TaskOutput
+from raydata_agent.tasks.base import TaskOutput
 
 
 class SmallCNN(nn.Module):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from raydata_agent.config import Config
-from raydata_agent.tasks import TaskOutput
+from raydata_agent.tasks.base import TaskOutput
 
 # ultralytics' default loss gains (ultralytics/cfg/default.yaml).
 LOSS_GAINS = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)

@@ -28,7 +28,8 @@ from torch import nn
 
 from raydata_agent.config import IGNORE_INDEX, Config
 from raydata_agent.data.ade20k import SegData, load_segmentation
-from raydata_agent.tasks import TaskOutput, mmcv_ops
+from raydata_agent.integrations import mmcv_ops
+from raydata_agent.tasks.base import TaskOutput
 
 mmcv_ops.install()  # before the first mmseg import, in the driver and in every Ray worker
 with warnings.catch_warnings():  # mmcv-lite's "install mmcv rather than mmcv-lite" for an op UperNet never uses
