@@ -165,6 +165,7 @@ class TrainConfig:
     cpus_per_worker: int = 1
     resume_from: str | None = None  # checkpoint directory of an earlier run
     max_failures: int = 2  # Ray Train restarts the workers from the last checkpoint this many times
+    checkpoints_to_keep: int = 2  # Ray Train keeps the latest N checkpoints
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast for forward and loss (fp16 with a grad scaler)
     label_smoothing: float = 0.0  # classification: cross-entropy label smoothing, in [0, 1)
 
