@@ -22,6 +22,8 @@ JSON (--json PATH): {machine, date, command, device, results: [{rows, build_s, n
 """
 from __future__ import annotations
 
+# A benchmark times internal parts (pool, store, tasks, data paths), so it imports them by module;
+# whole runs go through the public API (`import raydata_agent as rda`).
 import argparse
 import json
 import os

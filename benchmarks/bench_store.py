@@ -23,6 +23,8 @@ JSON (--json PATH): {"machine", "date", "command", "records": [one per (selector
 """
 from __future__ import annotations
 
+# A benchmark times internal parts (pool, store, tasks, data paths), so it imports them by module;
+# whole runs go through the public API (`import raydata_agent as rda`).
 import argparse
 import json
 import os
@@ -45,15 +47,14 @@ def make_worker_class():
     class SimulatedWorker:
         """One training worker without a model: plan, then record batches through a real session."""
 
-        def __init__(self, store, cfg_dict: dict, d: int, batch: int, device: str, seed: int, agent=None,
+        def __init__(self, store, cfg, d: int, batch: int, device: str, seed: int, agent=None,
                      n_rows: int = 0):
             import torch
 
-            from raydata_agent.config import from_dict
-            from raydata_agent.session import SelectionSession
+            import raydata_agent as rda
 
             torch.set_num_threads(1)
-            self.session = SelectionSession(store, from_dict(cfg_dict), agent=agent)  # the agent acts here
+            self.session = rda.SelectionSession(store, cfg, agent=agent)  # the agent acts here
             gen = torch.Generator().manual_seed(seed)
             self.loss = (torch.rand(batch, generator=gen) * 3 + 0.05).to(device)
             self.probs = torch.randn(batch, 10, generator=gen).softmax(-1).to(device)
@@ -110,7 +111,7 @@ def measure(selector: str, d: int, n_rows: int, args, worker_cls, snapshot_root:
     labels = np.arange(n_rows) % 10
     store = ray.remote(ScoreStore).options(num_cpus=0).remote(
         cfg.to_dict(), labels, None, 10, None, tempfile.mkdtemp(dir=snapshot_root), agent)
-    workers = [worker_cls.remote(store, cfg.to_dict(), d, args.batch, args.device, seed=k, agent=agent, n_rows=n_rows)
+    workers = [worker_cls.remote(store, cfg, d, args.batch, args.device, seed=k, agent=agent, n_rows=n_rows)
                for k in range(args.workers)]
     ray.get([w.ready.remote() for w in workers])  # process start and imports are not throughput
     ray.get(store.plan.remote(0))  # epoch 0: full data (warm-up)

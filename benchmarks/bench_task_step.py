@@ -11,6 +11,8 @@ JSON (--json PATH): {device, torch, date, command, rows: [{step, plain_s, with_s
 """
 from __future__ import annotations
 
+# A benchmark times internal parts (pool, store, tasks, data paths), so it imports them by module;
+# whole runs go through the public API (`import raydata_agent as rda`).
 import argparse
 import time
 

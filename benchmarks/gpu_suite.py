@@ -35,6 +35,8 @@ and the table says so; one that fails is recorded with its error, and the suite 
 """
 from __future__ import annotations
 
+# A benchmark times internal parts (pool, store, tasks, data paths), so it imports them by module;
+# whole runs go through the public API (`import raydata_agent as rda`).
 import argparse
 import json
 import os
@@ -161,8 +163,8 @@ def store_section(sizes: dict, device: str, context: dict) -> dict:
 def start_ray() -> None:
     """Join the Ray cluster already started in this process, or start a local one on every CPU (and GPU):
     only once a section runs."""
+    from raydata_agent.cluster import init_ray  # starts Ray as a run would: a helper, not public API
     from raydata_agent.config import Config, RayConfig
-    from raydata_agent.runner import init_ray
 
     init_ray(Config(ray=RayConfig(num_cpus=os.cpu_count() or 2)))
 

@@ -27,6 +27,8 @@ images, seconds, images_per_s, wait_share}], ratios: {set/measure: new_over_old,
 """
 from __future__ import annotations
 
+# A benchmark times internal parts (pool, store, tasks, data paths), so it imports them by module;
+# whole runs go through the public API (`import raydata_agent as rda`).
 import argparse
 import json
 import os
@@ -187,22 +189,21 @@ def dataloader_records(name, task, data, args, device) -> list[dict]:
 
 def scaling(args, tmp) -> list[dict]:
     """One epoch of a full run through the Ray Data path at each of --scaling-workers Train workers."""
-    from raydata_agent.config import load_config
-    from raydata_agent.data.jpeg_folder import write_image_folder
-    from raydata_agent.runner import run
+    import raydata_agent as rda
+    from raydata_agent.data.jpeg_folder import write_image_folder  # a generated set: a helper, not public API
 
     folder = write_image_folder(Path(tmp) / f"scale_{args.scale_size}", train=args.images, val=64,
                                 size=args.scale_size)
     rows = []
     for workers in args.scaling_workers:
-        cfg = load_config(None, ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.scale_size}",
+        cfg = rda.load_config(None, ["data.name=imagefolder", f"data.path={folder}", f"data.image_size={args.scale_size}",
                                  "data.pipeline=ray_data", f"data.stream_cpus={args.stream_cpus}",
                                  f"data.decode_threads={args.threads}", "selection.selector=full",
                                  "train.epochs=2", f"train.batch_size={args.batch_size}", f"task.model={args.model}",
                                  f"train.num_workers={workers}", f"tracking.uri=sqlite:///{tmp}/scale.db",
                                  f"ray.storage_path={tmp}/scale_runs",
                                  *(["train.use_gpu=true"] if args.device == "cuda" else [])])
-        history = run(cfg, progress=False).history
+        history = rda.run(cfg, progress=False).history
         seconds = history[-1]["train_time_s"]
         rows.append({"workers": workers, "epoch_s": seconds, "images_per_s": args.images / seconds})
         print(f"scaling: {workers} worker(s): epoch {seconds:.1f} s, {args.images / seconds:.0f} img/s", flush=True)
@@ -298,8 +299,8 @@ def main() -> None:
     scale_rows = []
     tmp = tempfile.mkdtemp()
     if args.ray_data or args.scaling:
+        from raydata_agent.cluster import init_ray  # starts Ray as a run would: a helper, not public API
         from raydata_agent.config import Config, RayConfig
-        from raydata_agent.runner import init_ray
 
         init_ray(Config(ray=RayConfig(num_cpus=args.ray_cpus)))
     records = measure_sets(sets, args, tmp)

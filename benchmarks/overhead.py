@@ -61,13 +61,12 @@ def epoch_wall(row: dict) -> float:
 def measure(overrides: list[str], device: str = "cpu", progress: bool = True) -> dict:
     """One real run (DEFAULTS, then `overrides`) on the Ray cluster already started, or a new local
     one: its per-epoch timers, their mean over the selection epochs and each item's share of the epoch."""
-    from raydata_agent.config import load_config
-    from raydata_agent.runner import run
+    import raydata_agent as rda
 
     tmp = tempfile.mkdtemp(prefix="overhead_")
     config = [*DEFAULTS, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"ray.storage_path={tmp}/runs",
               "tracking.experiment=overhead", *(["train.use_gpu=true"] if device == "cuda" else []), *overrides]
-    result = run(load_config(None, config), progress=progress)
+    result = rda.run(rda.load_config(None, config), progress=progress)
 
     history = result.history
     # The checkpoint of epoch e is measured when epoch e+1 starts: shift it back onto its epoch.

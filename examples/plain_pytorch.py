@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import raydata_agent
-from raydata_agent.data.shapes import make_shapes  # any map-style dataset works; this one is generated
+from raydata_agent.data.shapes import make_shapes  # any map-style dataset works; this one is generated (not API)
 
 
 def main(argv=None):

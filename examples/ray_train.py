@@ -20,8 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import raydata_agent
-from raydata_agent.data.shapes import make_shapes
-from raydata_agent.data.streaming import cluster_cpus, ray_data_starved
+from raydata_agent.data.shapes import make_shapes  # a generated data set: the example's data, not API
+from raydata_agent.data.streaming import cluster_cpus, ray_data_starved  # a CPU-share check: a helper, not API
 
 RAY_DATA_TASK_CPUS = 1.0  # what each map_batches task reserves (Ray Data's default)
 

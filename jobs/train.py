@@ -7,7 +7,7 @@ It joins the cluster named by RAY_ADDRESS (set by `ray job submit`); arguments a
 """
 import sys
 
-from raydata_agent.cli import main
+from raydata_agent.cli import main  # the CLI itself: its one-line errors, exit codes and summary
 
 if __name__ == "__main__":
     sys.exit(main(["run", *sys.argv[1:]]))

@@ -6,36 +6,34 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raydata_agent.checkpoint import CheckpointError
-from raydata_agent.config import ConfigError, load_config
+import raydata_agent as rda
+from raydata_agent.checkpoint import CheckpointError  # a checkpoint error found before Ray: not a public name
+from raydata_agent.progress import console  # the console handler: the CLI's own set-up, not a public name
 
 
 def _run(args) -> int:
-    from raydata_agent.runner import run
-
-    cfg = load_config(args.config, args.overrides)  # fails here, before Ray starts, on a bad key
-    print(f"[raydata-agent] {cfg.task.name} on {cfg.data.name}, selector={cfg.selection.selector} "
-          f"ratio={cfg.selection.ratio}, {cfg.train.epochs} epochs, {cfg.train.num_workers} worker(s)", flush=True)
-    return _train(run, cfg)
+    cfg = rda.load_config(args.config, args.overrides)  # fails here, before Ray starts, on a bad key
+    console().info(f"{cfg.task.name} on {cfg.data.name}, selector={cfg.selection.selector} "
+                   f"ratio={cfg.selection.ratio}, {cfg.train.epochs} epochs, {cfg.train.num_workers} worker(s)")
+    return _train(rda.run, cfg)
 
 
 def _resume(args) -> int:
-    from raydata_agent.runner import resume
-
-    print(f"[raydata-agent] resuming run {args.run_id}", flush=True)
-    return _train(lambda cfg: resume(args.run_id, args.tracking_uri), None)
+    console().info(f"resuming run {args.run_id}")
+    return _train(lambda cfg: rda.resume(args.run_id, args.tracking_uri), None)
 
 
 def _train(start, cfg) -> int:
-    from raydata_agent.runner import RunFailed, RunInterrupted
-    from raydata_agent.tracking import redact
+    """Runs `start(cfg)` and prints its summary: the command's result (stdout) and a failure (stderr) are
+    printed, not logged, so a caller's log set-up never hides them."""
+    from raydata_agent.tracking import redact  # console masking: internal, not part of the public API
 
     try:
         result = start(cfg)
-    except RunInterrupted as err:
+    except rda.RunInterrupted as err:
         print(f"\n[raydata-agent] INTERRUPTED: {err}", file=sys.stderr, flush=True)
         return 130  # the shell's code for a run stopped by a signal
-    except RunFailed as err:
+    except rda.RunFailed as err:
         print(f"\n[raydata-agent] FAILED: {err}", file=sys.stderr)
         return 1
     final, task = result.final, result.task
@@ -53,7 +51,7 @@ def _train(start, cfg) -> int:
 
 def open_hint(uri: str, experiment_id: str, run_id: str) -> str:
     """Where to look at a run: a tracking server's own page, or the command that serves a local store."""
-    from raydata_agent.tracking import ui_url
+    from raydata_agent.tracking import ui_url  # console link: internal, not part of the public API
 
     return ui_url(uri, experiment_id, run_id) or (
         f"mlflow ui --backend-store-uri {uri}   then "
@@ -61,7 +59,7 @@ def open_hint(uri: str, experiment_id: str, run_id: str) -> str:
 
 
 def _tune(args) -> int:
-    from raydata_agent.sweep import run_sweep
+    from raydata_agent.sweep import run_sweep  # `tune` is a CLI command; sweeps have no public API yet
 
     parent, summary = run_sweep(args.config, args.overrides)
     print("\n[raydata-agent] sweep summary (best first; * = Pareto front of metric vs cost)")
@@ -71,10 +69,9 @@ def _tune(args) -> int:
 
 
 def _report(args) -> int:
-    from raydata_agent.config import Config
-    from raydata_agent.report import report
+    from raydata_agent.report import report  # `report` is a CLI command; no public API yet
 
-    uri = args.tracking_uri or Config().tracking_uri
+    uri = args.tracking_uri or rda.Config().tracking_uri
     try:
         text, path = report(args.experiment, uri, args.out)
     except (KeyError, ValueError) as err:
@@ -87,7 +84,7 @@ def _report(args) -> int:
 
 
 def _make_imagefolder(args) -> int:
-    from raydata_agent.data.jpeg_folder import write_image_folder
+    from raydata_agent.data.jpeg_folder import write_image_folder  # a CLI utility, not public API
 
     root = write_image_folder(args.path, args.train, args.val, args.size, args.seed, progress=True)
     print(f"[raydata-agent] imagefolder set in {root.resolve()}: train with data.name=imagefolder "
@@ -124,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": _run, "resume": _resume, "tune": _tune, "report": _report,
                 "make-imagefolder": _make_imagefolder}[args.command](args)
-    except ConfigError as err:
+    except rda.ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
-        from raydata_agent.data import DataError  # imports torch: loaded by now, not for a config error
+        from raydata_agent.data import DataError  # imports torch: loaded by now, not for a config error (internal)
 
         if not isinstance(err, (DataError, CheckpointError)):
             raise

@@ -134,3 +134,23 @@ def agent_losses(history: list[dict], title: str = ""):
     _epoch_axis(ax, history)
     ax.set_ylabel("policy loss")
     return _titled(fig, title, "Data Agent PPO losses")
+
+
+def plot_title(cfg, run_id: str, integration: str = "recipe") -> str:
+    """`run 1a2b3c4d: greedy, ratio 0.3, shapes, small_cnn`: what each figure is about. A loop the user
+    owns names its integration (`own_loop`, `ultralytics`) instead of our recipe's data set and model."""
+    about = f"{cfg.data.name}, {cfg.task.model}" if integration == "recipe" else integration
+    return f"run {run_id[:8]}: {cfg.selection.selector}, ratio {cfg.selection.ratio:g}, {about}"
+
+
+def log_plots(tracker, history: list[dict], title: str = "", class_names: list[str] | None = None) -> None:
+    """The run's figures, logged to its MLflow run under plots/ (`tracker`: tracking.Tracker)."""
+    if not history:
+        return
+    if any(has_metric(h) for h in history):  # no val_metric logged: no empty frame either
+        tracker.log_figure(metric_vs_cost(history, title), "metric_vs_cost.png")
+    tracker.log_figure(weight_histograms(history, title), "weights.png")
+    tracker.log_figure(adaptive_weight(history, title), "adaptive_weight.png")
+    tracker.log_figure(class_selection(history, title, class_names), "class_selection.png")
+    if any("agent_policy_loss" in h for h in history):
+        tracker.log_figure(agent_losses(history, title), "agent_losses.png")

@@ -38,33 +38,31 @@ def shortfall(request: dict[str, float], cluster: dict[str, float]) -> str | Non
     return " and ".join(short) or None
 
 
-def check_local_cluster_fits(cfg: Config) -> None:
-    """The local cluster a run starts never grows: a worker group bigger than it would make Ray Train
-    retry its start every minute, forever. A cluster we join may autoscale (runner.run says what it waits for)."""
+def check_cluster_fits(cfg: Config) -> None:
+    """The cluster a run will use, where its size is known before Ray starts (a cluster joined by address
+    may autoscale: runner.run says what it waits for). A local cluster the run starts never grows: a worker
+    group bigger than it would make Ray Train retry its start every minute, forever. With
+    data.pipeline=ray_data the Train workers must also leave Ray Data's decode tasks a CPU's share, or the
+    first epoch waits forever."""
     import ray
 
-    if cfg.ray.address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
-        return
-    import torch
-
-    cpus = cfg.ray.num_cpus or os.cpu_count()
-    missing = shortfall(worker_group_request(cfg), {"CPU": cpus, "GPU": torch.cuda.device_count()})
-    if missing:
-        raise ConfigError(f"train.num_workers={cfg.train.num_workers} x train.cpus_per_worker="
-                          f"{cfg.train.cpus_per_worker}{' with train.use_gpu' if cfg.train.use_gpu else ''} needs "
-                          f"{missing} on the local cluster (ray.num_cpus="
-                          f"{cfg.ray.num_cpus or 'unset: this machine'}): lower train.num_workers, or join a bigger "
-                          f"cluster with ray.address")
-
-
-def _ray_data_fits(cfg: Config) -> None:
-    """data.pipeline=ray_data: the Train workers must leave Ray Data's decode tasks a CPU's share, or
-    the first epoch waits forever."""
     from raydata_agent.data.streaming import cluster_cpus, ray_data_starved
 
-    cpus = cluster_cpus(cfg.ray.num_cpus, cfg.ray.address)
-    workers, per_worker, task_cpus = cfg.train.num_workers, cfg.train.cpus_per_worker, cfg.data.stream_cpus
-    if ray_data_starved(cpus, workers, per_worker, task_cpus):
+    cpus = cluster_cpus(cfg.ray.num_cpus, cfg.ray.address)  # None: joined by address
+    if cpus is None:
+        return
+    workers, per_worker = cfg.train.num_workers, cfg.train.cpus_per_worker
+    if not ray.is_initialized():  # the local cluster this run starts (one already up is the caller's)
+        import torch
+
+        missing = shortfall(worker_group_request(cfg), {"CPU": cpus, "GPU": torch.cuda.device_count()})
+        if missing:
+            raise ConfigError(f"train.num_workers={workers} x train.cpus_per_worker={per_worker}"
+                              f"{' with train.use_gpu' if cfg.train.use_gpu else ''} needs {missing} on the local "
+                              f"cluster (ray.num_cpus={cfg.ray.num_cpus or 'unset: this machine'}): lower "
+                              f"train.num_workers, or join a bigger cluster with ray.address")
+    task_cpus = cfg.data.stream_cpus
+    if cfg.data.pipeline == "ray_data" and ray_data_starved(cpus, workers, per_worker, task_cpus):
         raise ConfigError(f"data.pipeline=ray_data: train.num_workers={workers} x train.cpus_per_worker={per_worker} "
                           f"hold {workers * per_worker:g} of the cluster's {cpus:g} CPUs, leaving Ray Data's decode "
                           f"tasks less than data.stream_cpus={task_cpus:g}: training would wait forever; lower "
@@ -74,9 +72,7 @@ def _ray_data_fits(cfg: Config) -> None:
 def preflight(cfg: Config):
     """(task, train data, val data), opened and read once; raises ConfigError / DataError / CheckpointError
     with one line naming the key, file or URI."""
-    check_local_cluster_fits(cfg)
-    if cfg.data.pipeline == "ray_data":
-        _ray_data_fits(cfg)
+    check_cluster_fits(cfg)
     check_reachable(cfg.tracking_uri)
     if not is_uri(cfg.ray.storage_path):  # shared storage (s3://...) is Ray Train's to reach
         _writable("ray.storage_path", Path(cfg.ray.storage_path))

@@ -14,41 +14,20 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from raydata_agent.config import Config, _task_defaults, from_dict, resolve_paths, validate
+from raydata_agent.config import Config
+from raydata_agent.errors import NonFiniteLossError
+from raydata_agent.progress import closing_lines, own_loop_epoch_line, say
+from raydata_agent.sampling import SelectedSampler, rank_and_world, shard
 from raydata_agent.selectors import SELECTORS
 from raydata_agent.signals import batch_signals, predicted_loss_change
 
 SEND_SAMPLES = 16384  # a worker sends its signals to a store actor once this many samples are buffered,
 SEND_SECONDS = 1.0  # or once this long has passed since its last send (slow steps: the live count still moves)
 MAX_PENDING_RECORDS = 8  # back-pressure: at most this many such sends in flight to a store actor
-
-
-class NonFiniteLossError(RuntimeError):
-    """A sample's loss was NaN or inf; the message names the samples, epoch and step."""
-
-
-def shard(ids: np.ndarray, weights: np.ndarray, rank: int, world: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle the epoch's subset the same way on every worker and give each an equal share.
-
-    Shares are padded to equal length (as DistributedSampler does) so DDP workers take the same
-    number of steps and never wait on each other's all-reduce.
-    """
-    order = np.random.default_rng(seed).permutation(len(ids))
-    pad = (-len(order)) % world
-    order = np.concatenate([order, order[:pad]])[rank::world]
-    return ids[order], weights[order]
-
-
-def rank_and_world() -> tuple[int, int]:
-    """This process's place in torch.distributed (set up by Ray Train, torchrun or mmengine), else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def _as_numpy_ids(ids) -> np.ndarray:
@@ -104,11 +83,11 @@ class SelectionSession:
         if not self.remote:
             raise TypeError("an in-process selection session cannot be sent to other processes; "
                             "start it with start_session(..., use_ray=True) for Ray Train workers")
-        return {"store": self.store, "cfg": self.cfg.to_dict(), "tracker": self.tracker, "progress": self.progress,
+        return {"store": self.store, "cfg": self.cfg, "tracker": self.tracker, "progress": self.progress,
                 "agent": self.agent}
 
     def __setstate__(self, state):
-        self.__init__(state["store"], from_dict(state["cfg"]), tracker=state["tracker"], agent=state["agent"],
+        self.__init__(state["store"], state["cfg"], tracker=state["tracker"], agent=state["agent"],
                       progress=state["progress"])
         if self.agent is not None and self.needs_features:  # a worker that will act: import RLlib meanwhile
             from raydata_agent.agent.policy import preload
@@ -180,24 +159,12 @@ class SelectionSession:
         since a set stored class by class would otherwise stream one class at a time.
         `num_cpus`: what each filtering task reserves (default: Ray Data's 1).
         """
-        import ray.data
+        from raydata_agent.selected_ids import selected_ids_dataset
 
         if not self.remote:
             raise TypeError("selected_ids_dataset needs the store as a Ray actor: start_session(..., use_ray=True)")
-        num_samples = self._call("num_samples")
-        if columns is None:
-            ids = ray.data.range(num_samples, override_num_blocks=override_num_blocks)
-        else:
-            import pyarrow as pa
-
-            order = np.random.default_rng(self.cfg.train.seed).permutation(num_samples)
-            table = pa.table({"id": order, **{name: _arrow_column(np.asarray(values)[order])
-                                              for name, values in columns.items()}})
-            blocks = override_num_blocks or max(1, -(-num_samples // 256))
-            step = -(-num_samples // blocks)
-            ids = ray.data.from_arrow([table.slice(start, step) for start in range(0, num_samples, step)])
-        return ids.map_batches(keep_selected, fn_kwargs={"store": self.store}, batch_format="numpy",
-                               **({"num_cpus": num_cpus} if num_cpus is not None else {}))
+        return selected_ids_dataset(self.store, self._call("num_samples"), self.cfg.train.seed,
+                                    override_num_blocks, columns, num_cpus)
 
     def sampler(self, shuffle: bool = True) -> "SelectedSampler":
         """A torch Sampler over this epoch's selected ids (this rank's share under DDP)."""
@@ -372,10 +339,7 @@ class SelectionSession:
                 warnings.warn(f"epoch {epoch + 1} recorded no sample: call session.record(ids, per_sample_loss) "
                               f"on every training batch", stacklevel=2)
             if self.progress:
-                print(f"[raydata-agent] epoch {epoch + 1}/{self.epochs}  kept {metrics['selected']}/"
-                      f"{int(round(metrics['selected'] / max(metrics['selected_fraction'], 1e-12)))} "
-                      f"({metrics['selected_fraction']:.0%})  train_loss {metrics['train_loss']:.4f}"
-                      f"  cost {metrics['cost_fraction']:.2f}", flush=True)
+                say(own_loop_epoch_line(metrics, epoch, self.epochs))
         if distributed:
             torch.distributed.barrier()  # no rank plans the next epoch before the selector updated
         self.epoch = None
@@ -407,8 +371,7 @@ class SelectionSession:
             self.end_epoch()
         if not self.owner:
             return
-        from raydata_agent.plots import has_metric
-        from raydata_agent.runner import log_plots
+        from raydata_agent.plots import log_plots  # matplotlib loads only where a run closes
 
         history = self._closed_history = self.history
         nothing_recorded = status == "FINISHED" and not any(h["passes"] for h in history)
@@ -418,24 +381,12 @@ class SelectionSession:
             log_plots(self.tracker, history, self.plot_title, self.class_names)
             self.tracker.end(status)
             if self.progress:
-                kept = ", ".join(f"{h['selected']} ({h['selected_fraction']:.0%})" for h in history)
-                print(f"[raydata-agent] kept per epoch: {kept}", flush=True)
-                if not any(has_metric(h) for h in history):
-                    print("[raydata-agent] no metric_vs_cost.png: pass session.end_epoch(val_metric=...)", flush=True)
-                from raydata_agent.tracking import redact, ui_url
+                closing_lines(history, self.tracker.uri, self.tracker.experiment_id, self.tracker.run_id)
+        for actor in (self.store if self.remote else None, self.agent):
+            if actor is not None:
+                import ray
 
-                uri = redact(self.tracker.uri)  # never a password on the console
-                url = ui_url(uri, self.tracker.experiment_id, self.tracker.run_id)
-                print(f"[raydata-agent] MLflow run {self.tracker.run_id} in {uri} "
-                      f"({url or f'mlflow ui --backend-store-uri {uri}'})", flush=True)
-        if self.remote:
-            import ray
-
-            ray.kill(self.store)
-        if self.agent is not None:
-            import ray
-
-            ray.kill(self.agent)
+                ray.kill(actor)
         self.owner = False
         if nothing_recorded:
             raise RuntimeError(f"no sample was recorded in {len(history)} epochs (run marked FAILED): call "
@@ -446,167 +397,3 @@ class SelectionSession:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close("FINISHED" if exc_type is None else "FAILED")
-
-
-class SelectedSampler(torch.utils.data.Sampler):
-    """Yields the session's selected ids for each epoch: this rank's share under DDP.
-
-    Each `iter()` (a DataLoader does one per epoch) plans the next epoch, or the one named by
-    `set_epoch` (DistributedSampler's protocol, which mmengine and Ray Train loops already call).
-    """
-
-    def __init__(self, session: SelectionSession, shuffle: bool = True):
-        self.session = session
-        self.shuffle = shuffle
-        self._epoch: int | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
-
-    def __iter__(self):
-        ids, _ = self.session.plan_epoch(self._epoch)
-        self._epoch = None
-        return iter((ids if self.shuffle else np.sort(ids)).tolist())
-
-    def __len__(self) -> int:
-        if self.session.epoch is None:  # asked before the epoch is planned (a progress bar): plan it now
-            self.session.plan_epoch(self._epoch)
-        return len(self.session.ids)
-
-
-class WithIds(torch.utils.data.Dataset):
-    """Wraps a map-style dataset so each item comes with its index: `(id, item)`.
-
-    The id is the pool row: it is what `record` needs to attribute a loss to its sample.
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        return index, self.dataset[index]
-
-
-def build_config(epochs: int, selector: str, ratio: float, seed: int, tracking_uri: str | None,
-                 experiment: str, run_name: str | None, storage_path: str, config: dict | None) -> Config:
-    """A validated Config from keyword arguments plus dotted `config` keys (e.g. {"selection.delta": 0.75})."""
-    raw: dict = {"selection": {"selector": selector, "ratio": ratio},
-                 "train": {"epochs": epochs, "seed": seed},
-                 "tracking": {"uri": tracking_uri, "experiment": experiment, "run_name": run_name},
-                 "ray": {"storage_path": storage_path}}
-    for key, value in (config or {}).items():
-        parts = key.split(".")
-        if len(parts) != 2:
-            from raydata_agent.config import ConfigError
-
-            raise ConfigError(f"config key {key!r} must be section.key, e.g. selection.delta")
-        raw.setdefault(parts[0], {})[parts[1]] = value
-    return resolve_paths(validate(from_dict(_task_defaults(raw))))
-
-
-def start_session(num_samples: int | None = None, *, epochs: int, labels=None, sources=None,
-                  selector: str = "infobatch", ratio: float = 0.5, seed: int = 0,
-                  tracking_uri: str | None = None, experiment: str = "raydata_agent",
-                  run_name: str | None = None, storage_path: str = "runs", config: dict | None = None,
-                  use_ray: bool = False, integration: str = "own_loop", progress: bool = True) -> SelectionSession:
-    """Start selection for a training loop you own: a pool of `num_samples` rows, one MLflow run.
-
-    use_ray=False (default): the score store lives in this process; no Ray is started (the
-    data_agent selector still needs its learner actor, so it starts a local Ray quietly).
-    use_ray=True: the store is a Ray actor (a local Ray starts if none is running), so the
-    session can be passed to Ray Train workers and each gets its shard of every epoch's subset.
-    `labels` (int class per sample, optional) give per-class selection plots; `sources` name rows.
-    """
-    from raydata_agent.score_store import ScoreStore
-    from raydata_agent.tracking import Tracker, redact, source_tags
-
-    if labels is None:
-        if num_samples is None:
-            raise ValueError("start_session needs num_samples or labels")
-        labels = np.full(int(num_samples), -1, np.int64)
-    labels = np.asarray(labels, np.int64)
-    if num_samples is not None and len(labels) != num_samples:
-        raise ValueError(f"start_session got num_samples={num_samples} but {len(labels)} labels")
-    if len(labels) == 0:
-        raise ValueError("start_session needs at least one sample")
-    cfg = build_config(epochs, selector, ratio, seed, tracking_uri, experiment, run_name, storage_path, config)
-    num_classes = max(int(labels.max()) + 1, 1)
-    params = {k: v for k, v in cfg.flat().items() if k.split(".")[0] in ("selection", "reward", "agent")
-              or k in ("train.epochs", "train.seed")}
-    tracker = Tracker.start(cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.run_name or cfg.run_name(),
-                            params, tags={**source_tags(), "selector": cfg.selection.selector,
-                                          "integration": integration})
-    snapshot_dir = f"{cfg.ray.storage_path.rstrip('/')}/{tracker.run_id}/pool"
-    agent = None
-    if use_ray or cfg.selection.selector == "data_agent":
-        import ray
-
-        if not ray.is_initialized():
-            if use_ray:
-                from raydata_agent.runner import init_ray
-
-                init_ray(cfg)
-            else:  # only the agent's learner needs it: a quiet local Ray
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    if cfg.selection.selector == "data_agent":
-        from raydata_agent.agent import start_agent
-
-        agent = start_agent(cfg, len(labels), name=f"data_agent:{tracker.run_id}" if use_ray else None)
-    args = (cfg.to_dict(), labels, sources, num_classes, tracker, snapshot_dir, agent)
-    if use_ray:
-        from raydata_agent.runner import start_store
-
-        store = start_store(*args)
-    else:
-        try:
-            store = ScoreStore(*args)
-        except Exception:  # bad input (the pool's labels, sources): the MLflow run ends FAILED
-            tracker.end("FAILED")
-            raise
-    if progress:
-        print(f"[raydata-agent] selection: {cfg.selection.selector} keeps {cfg.selection.ratio:.0%} of "
-              f"{len(labels)} samples per epoch; MLflow run {tracker.run_id} in {redact(tracker.uri)}", flush=True)
-    title = f"run {tracker.run_id[:8]}: {cfg.selection.selector}, ratio {cfg.selection.ratio:g}, {integration}"
-    return SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True, progress=progress, plot_title=title)
-
-
-_PLAN_CACHE: dict = {}  # per Ray Data worker process: (store, epoch) -> (sorted ids, loss weights)
-
-
-def keep_selected(batch: dict, store) -> dict:
-    """Ray Data `map_batches` UDF: keep the rows of the store's latest plan, add their loss weight.
-
-    It asks the store for the planned epoch per block (a small call) and for the ids once per epoch.
-    """
-    import ray
-
-    epoch = ray.get(store.planned_epoch.remote())
-    if epoch is None:
-        raise RuntimeError("the selected-ids dataset was read before any epoch was planned: call "
-                           "session.plan_epoch(epoch) on every worker before iterating its shard")
-    key = (store._actor_id.hex(), epoch)
-    if key not in _PLAN_CACHE:
-        _PLAN_CACHE.clear()
-        _PLAN_CACHE[key] = ray.get(store.planned_selection.remote())[1:]
-    ids, weights = _PLAN_CACHE[key]
-    rows = np.asarray(batch["id"], np.int64)
-    pos = np.clip(np.searchsorted(ids, rows), 0, max(len(ids) - 1, 0))
-    keep = ids[pos] == rows if len(ids) else np.zeros(len(rows), bool)
-    out = {name: np.asarray(values)[keep] for name, values in batch.items()}
-    out["loss_weight"] = weights[pos[keep]]
-    out["epoch"] = np.full(int(keep.sum()), epoch, np.int64)  # seeds the epoch's augmentation downstream
-    return out
-
-
-def _arrow_column(values: np.ndarray):
-    """A pyarrow column from a per-sample array: [N, ...] arrays become tensor columns (pixels)."""
-    import pyarrow as pa
-
-    if values.ndim > 1:
-        from ray.data.extensions import ArrowTensorArray
-
-        return ArrowTensorArray.from_numpy(values)
-    return pa.array(values.tolist() if values.dtype == object else values)

@@ -173,7 +173,7 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
     from ray import tune
 
     from raydata_agent import report
-    from raydata_agent.runner import init_ray
+    from raydata_agent.cluster import init_ray
     from raydata_agent.tracking import Tracker, source_tags, ui_url
 
     raw, sweep = load_sweep(path, overrides)

@@ -6,7 +6,6 @@ is in maintenance mode); `tracking.uri` points at a server instead.
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -46,6 +45,15 @@ def redact(text: str) -> str:
     for pattern, replacement in _CREDENTIALS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _redacted(data):
+    """`data` (dicts, lists, scalars) with `redact` applied to every string in it."""
+    if isinstance(data, dict):
+        return {k: _redacted(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_redacted(v) for v in data]
+    return redact(data)
 
 
 def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
@@ -206,9 +214,8 @@ class Tracker:
                 client.set_experiment_tag(exp_id, *next(iter(EXPERIMENT_KIND.items())))
         run = client.create_run(exp_id, run_name=run_name, tags={k: redact(str(v)) for k, v in (tags or {}).items()})
         tracker = cls(uri, run.info.run_id)
-        items = [Param(k, redact(str(v))[:MAX_PARAM_LEN]) for k, v in params.items()]
-        for start in range(0, len(items), 100):  # MLflow caps params per batch at 100
-            client.log_batch(run.info.run_id, params=items[start:start + 100])
+        params = [Param(k, redact(str(v))[:MAX_PARAM_LEN]) for k, v in params.items()]
+        client.log_batch(run.info.run_id, params=params)  # MLflow splits it into batches of its limits
         return tracker
 
     def log_metrics(self, metrics: dict, step: int) -> None:
@@ -217,8 +224,7 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        for start in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+        self.client.log_batch(self.run_id, metrics=items)  # MLflow splits it into batches of its limits
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -226,13 +232,15 @@ class Tracker:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, redact(text), artifact_file)
 
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        """A JSON or YAML artifact (by the file's extension), every string in it redacted."""
+        self.client.log_dict(self.run_id, _redacted(data), artifact_file)
+
     def log_figure(self, fig, name: str, artifact_path: str = "plots") -> None:
         import matplotlib.pyplot as plt
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            self.log_artifact(path, artifact_path)
+        self.client.log_figure(self.run_id, fig, f"{artifact_path}/{name}",
+                               save_kwargs={"dpi": 110, "bbox_inches": "tight"})
         plt.close(fig)
 
     def set_tag(self, key: str, value) -> None:

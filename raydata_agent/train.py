@@ -19,9 +19,9 @@ import ray.train.torch
 import torch
 
 from raydata_agent import checkpoint as checkpoint_files
-from raydata_agent.config import Config, from_dict, is_uri
+from raydata_agent.config import Config, is_uri
 from raydata_agent.data import ImageData
-from raydata_agent.session import NonFiniteLossError, SelectionSession, shard  # noqa: F401  (re-exported)
+from raydata_agent.session import SelectionSession
 from raydata_agent.tasks import TaskOutput, build_task
 
 _IMPORTED_AT = time.time()
@@ -172,7 +172,7 @@ def startup_times(setup_start: float) -> dict[str, float]:
 
 def train_loop_per_worker(loop_config: dict) -> None:
     setup_start = time.time()
-    cfg = from_dict(loop_config["config"])
+    cfg: Config = loop_config["config"]
     session: SelectionSession = loop_config["session"]  # the same session a user's own loop talks to
     tracker = loop_config.get("tracker")  # rank 0 logs task artifacts (example predictions) with it
     quiet_report_logs()

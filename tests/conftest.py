@@ -24,7 +24,7 @@ def ray_cluster():
     import ray
 
     from raydata_agent.config import Config, RayConfig
-    from raydata_agent.runner import init_ray
+    from raydata_agent.cluster import init_ray
 
     init_ray(Config(ray=RayConfig(num_cpus=2)))
     yield

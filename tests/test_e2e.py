@@ -1,14 +1,15 @@
 """Real runs: local Ray, Ray Train workers, the score store actor and an MLflow SQLite store."""
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raydata_agent.cli import main
-from raydata_agent.config import load_config
-from raydata_agent.runner import RunFailed, run
+import raydata_agent as rda
+from raydata_agent.cli import main  # the console entry point itself, as `raydata-agent` runs it
 
 pytestmark = pytest.mark.integration
 SMALL = ["data.num_samples=400", "data.val_samples=100", "train.batch_size=50"]
@@ -42,6 +43,9 @@ def test_cli_run_logs_metrics_plots_and_snapshots(ray_cluster, run_dirs, capsys)
     snapshots = [a.path for a in client.list_artifacts(mlrun.info.run_id, "pool")]
     assert snapshots == ["pool/pool_epoch_003.parquet"]  # every tracking.snapshot_every=5 epochs and the last
     assert "config.yaml" in {a.path for a in client.list_artifacts(mlrun.info.run_id)}  # what `resume` reads
+    storage = run_dirs[1].split("=", 1)[1]
+    kept = [p for p in (Path(storage) / mlrun.info.run_id).glob("checkpoint_*") if p.is_dir()]
+    assert len(kept) == 2  # train.checkpoints_to_keep=2: Ray Train deleted the first epoch's
 
 
 # Every selector's budget, annealing and state run in process (test_selectors.py); here, through Ray
@@ -49,9 +53,9 @@ def test_cli_run_logs_metrics_plots_and_snapshots(ray_cluster, run_dirs, capsys)
 # random_dynamic, greedy, lead and data_agent train for real in the tests below and in test_failures.py.
 @pytest.mark.parametrize("name", ["full", "infobatch"])
 def test_every_selector_trains_for_real(ray_cluster, run_dirs, name):
-    cfg = load_config(None, [f"selection.selector={name}", "selection.ratio=0.3", "selection.delta=0.75",
+    cfg = rda.load_config(None, [f"selection.selector={name}", "selection.ratio=0.3", "selection.delta=0.75",
                              "train.epochs=4", *SMALL, *run_dirs])
-    result = run(cfg, progress=False)
+    result = rda.run(cfg, progress=False)
     fractions = [h["selected_fraction"] for h in result.history]
     assert len(fractions) == 4 and fractions[3] == 1.0  # epoch 3 >= 0.75 * 4 anneals
     assert all(h["passes"] == h["selected"] for h in result.history)  # one forward-backward per selected sample
@@ -65,15 +69,15 @@ def test_every_selector_trains_for_real(ray_cluster, run_dirs, name):
 
 
 def test_resume_continues_from_checkpoint(ray_cluster, run_dirs):
-    first = run(load_config(None, ["selection.selector=greedy", "train.epochs=4", *SMALL, *run_dirs,
-                                   "train.lr=0.02"]), progress=False)
+    first = rda.run(rda.load_config(None, ["selection.selector=greedy", "train.epochs=4", *SMALL, *run_dirs,
+                                           "train.lr=0.02", "train.checkpoints_to_keep=4"]), progress=False)
     # Pretend the first run stopped after epoch 1: resume from its epoch-1 checkpoint.
     import glob
 
     checkpoints = sorted(glob.glob(f"{first.checkpoint_path.rsplit('/', 1)[0]}/checkpoint_2*"))
     assert len(checkpoints) == 4
-    resumed = run(load_config(None, ["selection.selector=greedy", "train.epochs=4", *SMALL, *run_dirs,
-                                     "train.lr=0.02", f"train.resume_from={checkpoints[1]}"]), progress=False)
+    resumed = rda.run(rda.load_config(None, ["selection.selector=greedy", "train.epochs=4", *SMALL, *run_dirs,
+                                             "train.lr=0.02", f"train.resume_from={checkpoints[1]}"]), progress=False)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3]
     # Restored, not re-trained (mlflow_log_s is timed when the epoch is logged, after its checkpoint).
     drop = lambda rows: [{k: v for k, v in r.items() if k != "mlflow_log_s"} for r in rows]  # noqa: E731
@@ -82,9 +86,9 @@ def test_resume_continues_from_checkpoint(ray_cluster, run_dirs):
 
 
 def test_nan_loss_fails_clearly_and_keeps_the_run(ray_cluster, run_dirs):
-    cfg = load_config(None, ["selection.selector=full", "train.epochs=2", "train.lr=1e30", *SMALL, *run_dirs])
-    with pytest.raises(RunFailed) as err:
-        run(cfg, progress=False)
+    cfg = rda.load_config(None, ["selection.selector=full", "train.epochs=2", "train.lr=1e30", *SMALL, *run_dirs])
+    with pytest.raises(rda.RunFailed) as err:
+        rda.run(cfg, progress=False)
     message = str(err.value)
     assert "non-finite loss at epoch" in message and "sample ids" in message
     client, mlrun = only_run(run_dirs[0].split("=", 1)[1])
@@ -108,7 +112,7 @@ def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_clust
 
     overrides = ["selection.selector=data_agent", "selection.ratio=0.5", "train.epochs=3", *SMALL, *run_dirs,
                  "tracking.snapshot_every=1"]  # reads every epoch's snapshot
-    first = run(load_config(None, overrides), progress=False)
+    first = rda.run(rda.load_config(None, overrides), progress=False)
     client = MlflowClient(first.tracking_uri)
     for key in ("agent_policy_loss", "agent_entropy", "agent_kl", "agent_time_s",
                 "agent_overhead", "adaptive_w"):
@@ -125,7 +129,8 @@ def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_clust
 
     run_dir = os.path.dirname(first.checkpoint_path)
     checkpoints = sorted(glob.glob(f"{run_dir}/checkpoint_2*"))
-    resumed = run(load_config(None, overrides + [f"train.resume_from={checkpoints[1]}"]), progress=False)
+    assert len(checkpoints) == 2  # train.checkpoints_to_keep=2: epochs 1 and 2 (counted from 0) are left
+    resumed = rda.run(rda.load_config(None, overrides + [f"train.resume_from={checkpoints[0]}"]), progress=False)
     original = pq.read_table(f"{run_dir}/pool/pool_epoch_003.parquet")["times_selected"].to_numpy()
     restored = pq.read_table(
         f"{os.path.dirname(resumed.checkpoint_path)}/pool/pool_epoch_003.parquet")["times_selected"].to_numpy()
@@ -137,9 +142,9 @@ def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_clust
 
 
 def test_two_ddp_workers_share_the_epoch(ray_cluster, run_dirs):
-    cfg = load_config(None, ["selection.selector=random_dynamic", "selection.ratio=0.5", "train.epochs=2",
+    cfg = rda.load_config(None, ["selection.selector=random_dynamic", "selection.ratio=0.5", "train.epochs=2",
                              "train.num_workers=2", "data.name=digits", *run_dirs])
-    result = run(cfg, progress=False)
+    result = rda.run(cfg, progress=False)
     for row in result.history:
         # Each worker trains on half of the subset, padded to equal length so DDP steps stay in sync.
         assert row["passes"] == row["selected"] + row["selected"] % 2
@@ -149,9 +154,9 @@ def test_two_ddp_workers_share_the_epoch(ray_cluster, run_dirs):
 def test_lead_with_the_idu_reward_runs_and_logs_its_bandit(ray_cluster, run_dirs):
     import pyarrow.parquet as pq
 
-    cfg = load_config(None, ["selection.selector=lead", "reward.variant=idu", "selection.ratio=0.5",
+    cfg = rda.load_config(None, ["selection.selector=lead", "reward.variant=idu", "selection.ratio=0.5",
                              "train.epochs=3", *SMALL, *run_dirs])
-    result = run(cfg, progress=False)
+    result = rda.run(cfg, progress=False)
     assert [h["selected_fraction"] for h in result.history[:2]] == [1.0, 0.5]
     client, mlrun = only_run(run_dirs[0].split("=", 1)[1])
     history = client.get_metric_history(mlrun.info.run_id, "lead_p0")

@@ -16,9 +16,8 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from raydata_agent import checkpoint
-from raydata_agent.config import load_config
-from raydata_agent.runner import run
+import raydata_agent as rda
+from raydata_agent import checkpoint  # reads checkpoint files: internal, not part of the public API
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
@@ -90,7 +89,9 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_cluster, run_di
     killer = threading.Thread(target=kill_worker_mid_epoch, args=(uri, killed, stop), daemon=True)
     killer.start()
     try:
-        result = run(load_config(None, ["selection.selector=data_agent", *SMALL, *run_dirs]), progress=False)
+        # every checkpoint kept: the test reads the agent's update count in each (retention: test_e2e.py)
+        result = rda.run(rda.load_config(None, ["selection.selector=data_agent", *SMALL, *run_dirs,
+                                                f"train.checkpoints_to_keep={EPOCHS}"]), progress=False)
     finally:
         stop.set()
         killer.join()
@@ -218,13 +219,10 @@ def test_a_score_store_that_cannot_start_fails_the_run_at_once(ray_cluster, tmp_
     ends FAILED, and no Train worker is started to be retried against a dead actor."""
     import re
 
-    import raydata_agent
-    from raydata_agent.runner import RunFailed
-
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     reason = re.escape(r"DataError: the source of row 1, '\udcff.png', is not valid UTF-8")  # a name from bytes
-    with pytest.raises(RunFailed, match="failed before training: the score store did not start: .*" + reason):
-        raydata_agent.start_session(labels=[0, 1], sources=["a.png", "\udcff.png"], epochs=2, use_ray=True,
+    with pytest.raises(rda.RunFailed, match="failed before training: the score store did not start: .*" + reason):
+        rda.start_session(labels=[0, 1], sources=["a.png", "\udcff.png"], epochs=2, use_ray=True,
                                     tracking_uri=uri, storage_path=str(tmp_path / "runs"), progress=False)
     client = MlflowClient(uri)
     [failed] = client.search_runs([client.get_experiment_by_name("raydata_agent").experiment_id])

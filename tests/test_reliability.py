@@ -14,12 +14,12 @@ from raydata_agent.tracking import Tracker, check_reachable, redact
 @pytest.fixture
 def no_ray(monkeypatch):
     """Every check here must fire before Ray starts."""
-    import raydata_agent.runner
+    import raydata_agent.cluster
 
     def refuse(cfg):
         raise AssertionError("Ray was started before the bad input was found")
 
-    monkeypatch.setattr(raydata_agent.runner, "init_ray", refuse)
+    monkeypatch.setattr(raydata_agent.cluster, "init_ray", refuse)
 
 
 def one_line_error(capsys, argv) -> str:

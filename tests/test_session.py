@@ -9,7 +9,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import raydata_agent
-from raydata_agent.session import NonFiniteLossError, SelectedSampler, shard
+from raydata_agent.sampling import shard  # how ranks split an epoch: internal, not part of the public API
 from plot_pixels import assert_plot_has_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -31,7 +31,7 @@ def test_shard_gives_ranks_equal_disjoint_shares():
 def test_sampler_record_and_weights_drive_the_selector(tmp_path):
     session = start(tmp_path, config={"selection.loss_weighting": "inverse_ratio", "selection.warmup_epochs": 0})
     sampler = session.sampler()
-    assert isinstance(sampler, SelectedSampler) and isinstance(sampler, torch.utils.data.Sampler)
+    assert isinstance(sampler, raydata_agent.SelectedSampler) and isinstance(sampler, torch.utils.data.Sampler)
     seen = []
     for epoch in range(3):
         ids = list(sampler)
@@ -67,7 +67,7 @@ def test_record_rejects_bad_input(tmp_path):
     ids = session.ids[:2]
     with pytest.raises(ValueError, match="reduction='none'"):
         session.record(ids, torch.ones(3))
-    with pytest.raises(NonFiniteLossError, match=f"sample ids \\[{ids[1]}\\]"):
+    with pytest.raises(raydata_agent.NonFiniteLossError, match=f"sample ids \\[{ids[1]}\\]"):
         session.record(ids, torch.tensor([1.0, float("nan")]))
     with pytest.raises(TypeError, match="use_ray=True"):
         import pickle

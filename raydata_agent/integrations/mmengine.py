@@ -23,7 +23,8 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import DATA_SAMPLERS, HOOKS  # noqa: E402
 
-from raydata_agent.session import SelectedSampler, SelectionSession, start_session  # noqa: E402
+from raydata_agent.session import SelectedSampler, SelectionSession  # noqa: E402
+from raydata_agent.session_factory import start_session  # noqa: E402
 from raydata_agent.tasks.segmentation import per_image_loss, per_image_uncertainty  # noqa: E402  (imports mmseg)
 
 

@@ -16,7 +16,8 @@ import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.torch_utils import unwrap_model
 
-from raydata_agent.session import SelectionSession, start_session
+from raydata_agent.session import SelectionSession
+from raydata_agent.session_factory import start_session
 from raydata_agent.tasks.detection import per_image_loss
 
 
