@@ -82,13 +82,13 @@ class SelectionConfig:
 @dataclass
 class RewardConfig:
     variant: str = "adaptive"  # difficulty | uncertainty | fixed_half | adaptive | idu
-    clip_quantile: float = 0.95  # losses are clipped at this batch quantile (DESIGN.md §2)
+    clip_quantile: float = 0.95  # losses are clipped at this batch quantile (docs/design.md#signals)
     idu_smoothing: float = 0.1  # LEAD's b: IDU_t = (1-b) L_t + dL'_t + b IDU_{t-1}
 
 
 # What `agent.preset` sets for the keys a config leaves unset (None). "v2" is the default agent;
 # "paper" is the formulation of arXiv 2603.07433 (reward a * score, features-only state, GAE along
-# each sample's visits, no warm start, plain top-k). README "The Data Agent" lists each deviation.
+# each sample's visits, no warm start, plain top-k). docs/concepts/data-agent.md lists each deviation.
 AGENT_PRESETS = {
     "v2": {"hidden": 64, "reward": "agreement", "state": "full", "payoff": "rank", "gamma": 0.0, "lr": 1e-3,
            "warm_start_passes": 64, "replay_passes": 4, "class_balanced": True,
@@ -101,11 +101,11 @@ AGENT_PRESETS = {
 
 @dataclass
 class AgentConfig:
-    """The Data Agent (DESIGN.md §3, §9). Keys left None take the value of `preset`."""
+    """The Data Agent (docs/concepts/data-agent.md). Keys left None take the value of `preset`."""
 
     preset: str = "v2"  # v2 | paper
     # v2: 64 (the same quality as 128 at 5 paired seeds on (a)-(c); at 128 the actor's MLP was a third of
-    # a worker's time in bench_store.py: RESULTS.md); paper: 128 (DESIGN.md §3)
+    # a worker's time in bench_store.py: RESULTS.md); paper: 128 (docs/design.md#ppo)
     hidden: int | None = None
     lr: float | None = None  # v2: 1e-3 (3e-3 swung the policy; 3e-4 learned too slowly: RESULTS.md); paper: 3e-4
     clip: float = 0.2
@@ -138,7 +138,7 @@ class AgentConfig:
     update_every: int = 256  # the learner runs a PPO update once this many transitions arrived
     send_every: int = 8  # a worker sends its panel transitions to the learner every this many batches
     # deterministic: calls at fixed batch counts, each answer's weights waited for at the next call (one
-    # worker: same seed, same selections) | async: act with whatever weights have arrived (README)
+    # worker: same seed, same selections) | async: act with whatever weights have arrived (docs/design.md)
     schedule: str = "deterministic"
     learner_cpus: float = 0.0  # CPUs the learner actor reserves (and its torch threads, at least 1)
 
