@@ -10,7 +10,6 @@
 # the real thing in a few minutes. tests/test_jobs.py runs this script as it is, with the settings
 # below taken from its environment (its own ports, home and smaller data).
 set -e -o pipefail
-set -f  # the sweep's grid overrides hold [brackets]: no globbing
 
 STATE=${STATE:-$HOME/raydata_agent}  # MLflow's store and the runs' checkpoints, outside any job's temporary copy
 VENV=${VENV:-.venv}
@@ -19,6 +18,10 @@ DASHBOARD_PORT=${DASHBOARD_PORT:-8265}
 RAY_START_ARGS=${RAY_START_ARGS:-}  # more `ray start` flags (the test: its own ports and temp dir)
 JOB_ARGS=${JOB_ARGS:-}  # config overrides for every job (the test: smaller data)
 SWEEP_ARGS=${SWEEP_ARGS:-sweep.grid.selection.selector=[random_dynamic,greedy] sweep.grid.selection.ratio=[0.5]}
+# Split into words without globbing (the sweep's grid values hold [brackets]).
+read -r -a RAY_START_ARGS <<< "$RAY_START_ARGS"
+read -r -a JOB_ARGS <<< "$JOB_ARGS"
+read -r -a SWEEP_ARGS <<< "$SWEEP_ARGS"
 
 # First, the venv: `ray start` hands this PATH to every job, so a job's `python` is the project's.
 source "$VENV/bin/activate"
@@ -27,7 +30,7 @@ mlflow server --backend-store-uri "sqlite:///$STATE/mlflow.db" --artifacts-desti
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 > "$STATE/mlflow.log" 2>&1 &
 MLFLOW_PID=$!
 ray start --head --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" \
-    --disable-usage-stats $RAY_START_ARGS
+    --disable-usage-stats "${RAY_START_ARGS[@]}"
 export RAY_ADDRESS=http://127.0.0.1:$DASHBOARD_PORT RAY_AUTH_MODE=token
 MLFLOW=http://127.0.0.1:$MLFLOW_PORT
 for _ in $(seq 180); do curl -sf "$MLFLOW/health" > /dev/null && break; sleep 1; done
@@ -35,18 +38,19 @@ STORAGE=$STATE/checkpoints
 # The code's git state, for the runs' MLflow tags (a job's copy of the working dir has no .git to read).
 GIT="$(printf '{"git_commit": "%s", "git_branch": "%s"}' "$(git rev-parse HEAD)" "$(git rev-parse --abbrev-ref HEAD)")"
 SUBMIT=(ray job submit --working-dir . --metadata-json "$GIT" --)
-COMMON="tracking.uri=$MLFLOW ray.storage_path=$STORAGE"
+COMMON=(tracking.uri="$MLFLOW" ray.storage_path="$STORAGE")
 
 # 1. A run: one line per epoch, then its checkpoint and its page in MLflow.
-"${SUBMIT[@]}" python jobs/train.py --config jobs/configs/shapes_greedy.yaml train.epochs=2 $COMMON $JOB_ARGS
+"${SUBMIT[@]}" python jobs/train.py --config jobs/configs/shapes_greedy.yaml train.epochs=2 "${COMMON[@]}" "${JOB_ARGS[@]}"
 CHECKPOINT=$(ls -td "$STORAGE"/*/checkpoint_*/ | head -1)  # run 1's last; its summary prints it too
 
 # 2. A sweep: selectors x ratios, each trial nested under one parent run that holds the summary.
-"${SUBMIT[@]}" python jobs/sweep.py --config jobs/configs/sweep_shapes.yaml train.epochs=2 $COMMON $SWEEP_ARGS $JOB_ARGS
+"${SUBMIT[@]}" python jobs/sweep.py --config jobs/configs/sweep_shapes.yaml train.epochs=2 "${COMMON[@]}" \
+    "${SWEEP_ARGS[@]}" "${JOB_ARGS[@]}"
 
 # 3. Resume run 1 from its last checkpoint, one epoch further (a new MLflow run, tagged resumed_from).
-"${SUBMIT[@]}" python jobs/train.py --config jobs/configs/shapes_greedy.yaml train.epochs=3 $COMMON \
-    train.resume_from="$CHECKPOINT" $JOB_ARGS
+"${SUBMIT[@]}" python jobs/train.py --config jobs/configs/shapes_greedy.yaml train.epochs=3 "${COMMON[@]}" \
+    train.resume_from="$CHECKPOINT" "${JOB_ARGS[@]}"
 
 # 4. The UI: open the pages the jobs printed above (from the bare address, click "Model training" once).
 echo "MLflow: $MLFLOW"
