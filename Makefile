@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -e '.[detection,segmentation,test]'
+	$(BIN)/python -m pip install -e '.[detection,segmentation,test,docs]'
 	touch $(STAMP)
 
 run: install

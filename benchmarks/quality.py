@@ -13,7 +13,7 @@ MLflow parent run. This script only writes the sweep and reads its trials back:
 - an accuracy-against-realised-cost plot; all of it logged on the sweep's parent run (quality/), and JSON.
 
 Equal cost: every non-full selector follows the same schedule (selection.warmup_epochs full epochs,
-then exactly ceil(ratio N) samples per epoch, then annealing on all data; README "Cost accounting"),
+then exactly ceil(ratio N) samples per epoch, then annealing on all data; docs/concepts/pool.md, "Cost accounting"),
 so each cell's realised cost is the same across selectors; the table prints it so any deviation shows.
 
     .venv/bin/python benchmarks/quality.py --data a                 # shapes: agent + 3 baselines x 3 ratios x 5 seeds (~50 min on 2 CPUs)

@@ -1,4 +1,4 @@
-"""The selection session: the one object a training loop talks to (DESIGN.md §9).
+"""The selection session: the one object a training loop talks to (docs/design.md#the-selection-session).
 
 A loop asks it for each epoch's subset (`plan_epoch`, or the `sampler()` that wraps it), hands it
 every batch's per-sample losses (`record`, which also returns the loss to back-propagate, weighted),

@@ -1,4 +1,4 @@
-"""The PPO traps of DESIGN.md §3: each test fails if its trap comes back."""
+"""The PPO traps of docs/design.md#ppo: each test fails if its trap comes back."""
 import numpy as np
 import pytest
 

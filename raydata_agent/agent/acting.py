@@ -1,4 +1,4 @@
-"""The agent's acting half, in the training worker next to the features (DESIGN.md §9).
+"""The agent's acting half, in the training worker next to the features (docs/design.md#acting-and-learning).
 
 This is RLlib's EnvRunner/Learner split with the training loop in the EnvRunner's place: each
 worker holds an inference-only copy of the learner's RLModule with a weight version, acts on every

@@ -22,7 +22,7 @@ from raydata_agent.agent.spaces import ACTION_EPS as EPS
 
 
 class TorchBeta(TorchDistribution):
-    """Beta(alpha, beta) with alpha, beta = softplus(logits) + 1 (unimodal, DESIGN.md §3).
+    """Beta(alpha, beta) with alpha, beta = softplus(logits) + 1 (unimodal, docs/design.md#action).
 
     logp/entropy/kl are summed over the action dimension, so they are [B]: one value per sample,
     which keeps PPO's ratio * advantage per sample (no [B, 1] x [B] broadcast to [B, B]).

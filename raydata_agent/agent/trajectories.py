@@ -5,7 +5,7 @@ state is its feature vector, the action its selection weight, the reward a * sco
 next state is the *same sample* the next time it is seen, never the next row of some batch, and a
 trajectory ends (terminal) at the run's last epoch. Transitions wait here until their successor
 arrives; then GAE runs backwards along the sample's own segment, bootstrapped with the value of its
-latest, still-open state. (These are the traps of DESIGN.md §3 this module exists to avoid.)
+latest, still-open state. (These are the traps of docs/design.md#ppo this module exists to avoid.)
 """
 from __future__ import annotations
 

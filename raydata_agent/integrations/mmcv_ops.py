@@ -3,7 +3,7 @@
 Why it exists: mmseg 1.x imports `mmcv.ops` at start (`point_sample` in `mmseg.models.utils`, focal
 loss, a few heads), but `mmcv.ops` needs mmcv's compiled extension (`mmcv._ext`), which mmcv-lite
 does not ship, and building full mmcv 2.x takes over an hour on 2 cores and fails on C++17 here
-(DESIGN.md §7). UperNet with a ResNet backbone uses none of the compiled ops; the one op mmseg's
+(docs/design.md#stack-constraints). UperNet with a ResNet backbone uses none of the compiled ops; the one op mmseg's
 import-time code paths call, `point_sample`, is `F.grid_sample` and is implemented here.
 
 Every other name mmseg (or mmengine, for mmseg models) imports from `mmcv.ops` exists so that the

@@ -1,6 +1,6 @@
 """Semantic segmentation: UperNet from mmsegmentation (ResNet backbone, random init) under selection.
 
-Signals per image, from the training forward pass (DESIGN.md §2):
+Signals per image, from the training forward pass (docs/design.md#signals):
 - loss (difficulty): the decode head's pixel cross-entropy averaged over the image's labelled
   pixels (mask != 255), plus the auxiliary FCN head's, weighted by `task.aux_weight`. The heads'
   mmseg losses are configured with `avg_non_ignore=True`, so mmseg's batch loss averages over the
