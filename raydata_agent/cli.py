@@ -87,8 +87,8 @@ def _make_imagefolder(args) -> int:
     from raydata_agent.data.jpeg_folder import write_image_folder  # a CLI utility, not public API
 
     root = write_image_folder(args.path, args.train, args.val, args.size, args.seed, progress=True)
-    print(f"[raydata-agent] imagefolder set in {root.resolve()}: train with data.name=imagefolder "
-          f"data.path={root.resolve()} data.image_size={args.size}")
+    console().info(f"imagefolder set in {root.resolve()}: train with data.name=imagefolder "
+                   f"data.path={root.resolve()} data.image_size={args.size}")
     return 0
 
 

@@ -103,3 +103,22 @@ def test_plain_pytorch_example_trains_on_the_selected_share(tmp_path, capsys, mo
     assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
     out = capsys.readouterr().out
     assert "epoch 2/4  kept" in out and f"MLflow run {session.run_id}" in out
+
+
+def test_own_loop_and_recipe_runs_get_their_params_tags_and_titles_from_one_factory(tmp_path):
+    """start_session and runner.run both open their MLflow run through session_factory: an own loop's run
+    lists only the keys a session reads (no task or data set of ours), the recipe's also its task's."""
+    from raydata_agent.plots import plot_title
+    from raydata_agent.session_factory import RECIPE, run_params, run_tags
+
+    session = start(tmp_path, integration="plain_pytorch")
+    session.close("FAILED")
+    run = MlflowClient(session.tracking_uri).get_run(session.run_id)
+    assert run.data.tags["integration"] == "plain_pytorch" and "task" not in run.data.tags
+    assert "task.name" not in run.data.params and "data.name" not in run.data.params
+    assert run.data.params["train.epochs"] == "3" and "selection.ratio" in run.data.params
+    assert session.plot_title == f"run {session.run_id[:8]}: random_dynamic, ratio 0.3, plain_pytorch"
+    cfg = raydata_agent.load_config(None, ["selection.selector=greedy"])
+    assert {"task.name", "data.name", "train.lr"} <= set(run_params(cfg, RECIPE))
+    assert run_tags(cfg, RECIPE, source={})["data"] == "shapes"
+    assert plot_title(cfg, "0123456789", RECIPE) == "run 01234567: greedy, ratio 0.5, shapes, small_cnn"

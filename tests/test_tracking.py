@@ -120,6 +120,8 @@ def test_no_credential_reaches_a_tag_param_or_text_artifact(tmp_path):
                             tags={"raydata_agent.command": command})
     tracker.set_tag("resumed_from", f"https://bob:{SECRET}@h/ckpt")
     tracker.log_text(f"tracking:\n  uri: http://alice:{SECRET}@h:5000\n  password: {SECRET}\n", "config.yaml")
+    tracker.log_dict({"tracking": {"uri": f"http://alice:{SECRET}@h:5000"}, "data": {"path": [f"s3://b?sig={SECRET}"]}},
+                     "run_config.yaml")  # the config artifact `resume` reads is a log_dict
     tracker.end()
     tags = MlflowClient(uri).get_run(tracker.run_id).data.tags
     assert tags["raydata_agent.command"] == "raydata-agent run tracking.uri=http://***@h:5000 MLFLOW_TRACKING_TOKEN=***"
