@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from raydata_agent import cluster
-from raydata_agent.config import Config, ConfigError, _task_defaults, from_dict, resolve_paths, validate
+from raydata_agent.config import Config, apply_dotted, load_dict
 from raydata_agent.plots import plot_title
 from raydata_agent.progress import say
 from raydata_agent.session import SelectionSession
@@ -101,12 +101,7 @@ def build_config(epochs: int, selector: str, ratio: float, seed: int, tracking_u
                  "train": {"epochs": epochs, "seed": seed},
                  "tracking": {"uri": tracking_uri, "experiment": experiment, "run_name": run_name},
                  "ray": {"storage_path": storage_path}}
-    for key, value in (config or {}).items():
-        parts = key.split(".")
-        if len(parts) != 2:
-            raise ConfigError(f"config key {key!r} must be section.key, e.g. selection.delta")
-        raw.setdefault(parts[0], {})[parts[1]] = value
-    return resolve_paths(validate(from_dict(_task_defaults(raw))))
+    return load_dict(apply_dotted(raw, config or {}))
 
 
 def start_session(num_samples: int | None = None, *, epochs: int, labels=None, sources=None,
