@@ -366,4 +366,4 @@ def start_agent(cfg, num_samples: int, name: str | None = None):
 
     # If it dies, Ray restarts it empty; the training workers' restart rolls it back to the checkpoint.
     return ray.remote(DataAgent).options(num_cpus=cfg.agent.learner_cpus, max_restarts=3, name=name).remote(
-        {k: getattr(cfg.agent, k) for k in AgentConfig.__dataclass_fields__}, num_samples, cfg.train.seed)
+        cfg.agent.model_dump(), num_samples, cfg.train.seed)
