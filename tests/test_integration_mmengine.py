@@ -18,7 +18,14 @@ def test_mmseg_runner_with_selection_hook_and_sampler(tmp_path, capsys):
     print("mmengine kept per epoch:", kept)
     assert kept == [24, 12, 12]  # warm-up full, then infobatch keeps ratio 0.5
     assert [h["passes"] for h in history] == kept  # mmengine's loop trained exactly the selected images
-    assert all(0.0 <= h["adaptive_w"] <= 1.0 for h in history)  # difficulty and pixel uncertainty reached the pool
+    # Difficulty and pixel uncertainty reached the pool: each image's own, not a default of 0.
+    import pyarrow.parquet as pq
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(session.tracking_uri)
+    pool = pq.read_table(client.download_artifacts(session.run_id, "pool/pool_epoch_003.parquet", str(tmp_path)))
+    uncertainty, difficulty = pool["uncertainty"].to_numpy(), pool["difficulty"].to_numpy()
+    assert (uncertainty > 0).all() and len(set(uncertainty)) > 1 and len(set(difficulty)) > 1
     assert all(0.0 <= h["val_metric"] <= 100.0 for h in history)  # mmseg's validation mIoU (percent), every epoch
     assert_plot_has_data(session.tracking_uri, session.run_id, tmp_path)  # metric_vs_cost.png is not blank
     out = capsys.readouterr().out
