@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast test-integration bench clean
 
 install: $(STAMP)
 
@@ -18,11 +18,16 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/raydata-agent run $(ARGS)
 
+# Lanes: test-fast is every test that starts no Ray cluster (about a minute; tests/conftest.py fails a test
+# that starts one unmarked); test-integration is the rest; test is both. --durations lists the slowest.
 test: install
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=25
 
-test-fast: install  # every test that starts no Ray cluster
-	$(BIN)/python -m pytest -q -m "not integration" --durations=5
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration" --durations=10
+
+test-integration: install
+	$(BIN)/python -m pytest -q -m integration --durations=25
 
 bench: install
 	$(BIN)/python benchmarks/bench_pool.py

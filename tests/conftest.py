@@ -1,4 +1,7 @@
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +10,13 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 # 7 of a small test run's 24 s are that wait. Clusters the tests start (here, or `ray start` in a test's
 # shell) inherit this, so their controllers poll every 0.2 s instead.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+# Every cluster this session starts (ray.init, a CLI run in a subprocess, Tune, `ray start`) keeps its
+# session folder here, not in the shared /tmp/ray: pytest_runtest_call below sees a new one appear. Short,
+# because Ray's unix sockets live under it (107 characters at most).
+_OWN_RAY_TMPDIR = "RAY_TMPDIR" not in os.environ
+if _OWN_RAY_TMPDIR:
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+RAY_TMPDIR = os.environ["RAY_TMPDIR"]
 
 
 def pytest_collection_modifyitems(items):
@@ -14,6 +24,38 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+
+
+def _ray_sessions() -> set[str]:
+    return {p.name for p in (Path(RAY_TMPDIR) / "ray").glob("session_2*")}
+
+
+def _ray_initialized() -> bool:
+    import sys
+
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A test not marked integration that starts Ray (in this process or a child: a CLI run, Tune,
+    `ray start`) fails: `make test-fast` promises that none of its tests does."""
+    if item.get_closest_marker("integration"):
+        yield
+        return
+    before, was_up = _ray_sessions(), _ray_initialized()
+    outcome = yield
+    started = _ray_sessions() - before
+    if (started or (_ray_initialized() and not was_up)) and outcome.excinfo is None:
+        outcome.force_exception(pytest.fail.Exception(
+            f"{item.nodeid} started a Ray cluster ({', '.join(sorted(started)) or 'ray.init'}) but is not "
+            f"marked integration: add @pytest.mark.integration (or use the ray_cluster fixture)", pytrace=False))
+
+
+def pytest_sessionfinish(session):
+    """This session's own Ray folder goes with it (unless the caller chose RAY_TMPDIR)."""
+    if _OWN_RAY_TMPDIR:
+        shutil.rmtree(RAY_TMPDIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +73,26 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, its tables created once: MLflow builds a new store by running all
+    its schema migrations, seconds of CPU and fsyncs that every run's fresh store would repeat."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def run_dirs(tmp_path):
+def mlflow_uri(tmp_path, mlflow_template) -> str:
+    """A fresh MLflow store (SQLite) in the test's tmp dir: a copy of the migrated empty one."""
+    path = tmp_path / "mlflow.db"
+    shutil.copyfile(mlflow_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def run_dirs(tmp_path, mlflow_uri):
     """Overrides that keep a run's MLflow store and checkpoints inside the test's tmp dir."""
-    return [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"ray.storage_path={tmp_path / 'runs'}"]
+    return [f"tracking.uri={mlflow_uri}", f"ray.storage_path={tmp_path / 'runs'}"]

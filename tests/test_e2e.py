@@ -23,15 +23,31 @@ def only_run(uri):
     return client, runs[0]
 
 
-def test_cli_run_logs_metrics_plots_and_snapshots(ray_cluster, run_dirs, capsys):
-    code = main(["run", "selection.selector=random_dynamic", "selection.ratio=0.3", "train.epochs=3",
-                 *SMALL, *run_dirs])
+@pytest.fixture(scope="module")
+def lead_cli_run(ray_cluster, tmp_path_factory, mlflow_template):
+    """One CLI run (lead with the IDU reward, 3 epochs) that two tests read: starting a run costs far
+    more than its epochs, so the CLI's output and the lead bandit's logs come from the same one."""
+    import contextlib
+    import io
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("lead_cli")
+    shutil.copyfile(mlflow_template, tmp / "mlflow.db")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", "selection.selector=lead", "reward.variant=idu", "selection.ratio=0.3",
+                     "train.epochs=3", *SMALL, f"tracking.uri={uri}", f"ray.storage_path={tmp / 'runs'}"])
+    return code, out.getvalue(), uri, tmp / "runs"
+
+
+def test_cli_run_logs_metrics_plots_and_snapshots(lead_cli_run):
+    code, out, uri, storage = lead_cli_run
     assert code == 0
-    out = capsys.readouterr().out
     assert "summary" in out and "cost fraction" in out and "mlflow ui --backend-store-uri" in out
-    client, mlrun = only_run(run_dirs[0].split("=", 1)[1])
+    client, mlrun = only_run(uri)
     assert mlrun.info.status == "FINISHED"
-    assert mlrun.data.params["selection.selector"] == "random_dynamic"
+    assert mlrun.data.params["selection.selector"] == "lead"
     for key in ("val_metric", "train_loss", "reward_mean", "reward_var", "adaptive_w", "selected",
                 "cumulative_cost", "cost_fraction"):
         assert len(client.get_metric_history(mlrun.info.run_id, key)) == 3, key
@@ -43,27 +59,23 @@ def test_cli_run_logs_metrics_plots_and_snapshots(ray_cluster, run_dirs, capsys)
     snapshots = [a.path for a in client.list_artifacts(mlrun.info.run_id, "pool")]
     assert snapshots == ["pool/pool_epoch_003.parquet"]  # every tracking.snapshot_every=5 epochs and the last
     assert "config.yaml" in {a.path for a in client.list_artifacts(mlrun.info.run_id)}  # what `resume` reads
-    storage = run_dirs[1].split("=", 1)[1]
-    kept = [p for p in (Path(storage) / mlrun.info.run_id).glob("checkpoint_*") if p.is_dir()]
+    kept = [p for p in (storage / mlrun.info.run_id).glob("checkpoint_*") if p.is_dir()]
     assert len(kept) == 2  # train.checkpoints_to_keep=2: Ray Train deleted the first epoch's
 
 
 # Every selector's budget, annealing and state run in process (test_selectors.py); here, through Ray
-# Train, the two whose training path differs: no selection, and InfoBatch's rescaled loss weights.
-# random_dynamic, greedy, lead and data_agent train for real in the tests below and in test_failures.py.
-@pytest.mark.parametrize("name", ["full", "infobatch"])
-def test_every_selector_trains_for_real(ray_cluster, run_dirs, name):
-    cfg = rda.load_config(None, [f"selection.selector={name}", "selection.ratio=0.3", "selection.delta=0.75",
+# Train, InfoBatch's rescaled loss weights. The full selector trains for real in test_sweep.py (the
+# sweep's full-data trial); random_dynamic, greedy, lead and data_agent in the tests below, in
+# test_failures.py and test_two_ddp_workers_share_the_epoch.
+def test_infobatch_trains_for_real_and_prunes_to_its_budget(ray_cluster, run_dirs):
+    cfg = rda.load_config(None, ["selection.selector=infobatch", "selection.ratio=0.3", "selection.delta=0.75",
                              "train.epochs=4", *SMALL, *run_dirs])
     result = rda.run(cfg, progress=False)
     fractions = [h["selected_fraction"] for h in result.history]
     assert len(fractions) == 4 and fractions[3] == 1.0  # epoch 3 >= 0.75 * 4 anneals
     assert all(h["passes"] == h["selected"] for h in result.history)  # one forward-backward per selected sample
-    if name == "full":
-        assert fractions == [1.0] * 4
-    else:  # infobatch too: it prunes exactly down to the budget
-        budget = math.ceil(0.3 * 400) / 400
-        assert fractions[1:3] == [budget, budget]
+    budget = math.ceil(0.3 * 400) / 400  # it prunes exactly down to the budget
+    assert fractions[1:3] == [budget, budget]
     assert result.final["val_metric"] > 0.1  # better than chance on 10 classes
     assert result.checkpoint_path
 
@@ -151,14 +163,11 @@ def test_two_ddp_workers_share_the_epoch(ray_cluster, run_dirs):
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_lead_with_the_idu_reward_runs_and_logs_its_bandit(ray_cluster, run_dirs):
+def test_lead_with_the_idu_reward_runs_and_logs_its_bandit(lead_cli_run):
     import pyarrow.parquet as pq
 
-    cfg = rda.load_config(None, ["selection.selector=lead", "reward.variant=idu", "selection.ratio=0.5",
-                             "train.epochs=3", *SMALL, *run_dirs])
-    result = rda.run(cfg, progress=False)
-    assert [h["selected_fraction"] for h in result.history[:2]] == [1.0, 0.5]
-    client, mlrun = only_run(run_dirs[0].split("=", 1)[1])
+    client, mlrun = only_run(lead_cli_run[2])
+    assert [m.value for m in client.get_metric_history(mlrun.info.run_id, "selected_fraction")][:2] == [1.0, 0.3]
     history = client.get_metric_history(mlrun.info.run_id, "lead_p0")
     assert len(history) == 3
     probs = [mlrun.data.metrics[f"lead_p{k}"] for k in range(7)]

@@ -10,6 +10,7 @@ defaults, e.g. the dashboard agent's 52365, are held by the session's cluster).
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,11 +77,13 @@ def main(tmp: Path) -> dict:
 
 
 @pytest.mark.integration
-def test_runs_and_sweeps_across_nodes(tmp_path):
+def test_runs_and_sweeps_across_nodes(tmp_path, mlflow_template):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("RAY_ADDRESS", None)
     for attempt in range(2):  # Ray gives a node 30 s to register (fixed in node.py); a loaded 2-CPU CI machine
         run_dir = tmp_path / f"attempt{attempt}"  # can miss that: then the whole cluster starts afresh, once
+        run_dir.mkdir()
+        shutil.copyfile(mlflow_template, run_dir / "mlflow.db")  # an empty store, its tables made once (conftest)
         out = subprocess.run([sys.executable, __file__, str(run_dir)], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=600)
         if out.returncode == 0 or "timed out during startup" not in out.stderr:

@@ -12,12 +12,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.mark.parametrize("feed", ["ray_data", "sampler"])
-def test_ray_train_example_trains_each_worker_on_its_share(ray_cluster, tmp_path, feed):
+def test_ray_train_example_trains_each_worker_on_its_share(ray_cluster, tmp_path, mlflow_uri, feed):
     main = runpy.run_path(str(EXAMPLES / "ray_train.py"), run_name="not_main")["main"]
     # No --cpus-per-worker, as the docstring's command: on this 2-CPU cluster the ray_data feed's default
     # leaves Ray Data's tasks a CPU (two whole-CPU workers would leave none, and wait forever).
     session = main(["--feed", feed, "--workers", "2", "--epochs", "3",
-                    "--samples", "400", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                    "--samples", "400", "--tracking-uri", mlflow_uri,
                     "--storage-path", str(tmp_path / "runs")])
     history = session.history
     kept = [h["selected"] for h in history]

@@ -57,7 +57,7 @@ def test_ray_data_run_that_leaves_its_tasks_no_cpu_is_refused_before_ray_starts(
     assert ray_data_starved(2, 2, 1, 0.25) and not ray_data_starved(None, 8, 1, 1)  # None: a cluster that may grow
 
 
-def test_ray_data_path_yields_each_selected_id_once_across_two_workers(ray_cluster, tmp_path):
+def test_ray_data_path_yields_each_selected_id_once_across_two_workers(ray_cluster, tmp_path, mlflow_uri):
     import ray.train
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -90,7 +90,7 @@ def test_ray_data_path_yields_each_selected_id_once_across_two_workers(ray_clust
     data = ImageData(rng.integers(0, 4, 64), images=rng.integers(0, 255, (64, 3, 8, 8), dtype=np.uint8),
                      image_size=8, augment="crop_flip")
     session = raydata_agent.start_session(labels=data.labels, epochs=2, selector="random_dynamic", ratio=0.5,
-                                          use_ray=True, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                          use_ray=True, tracking_uri=mlflow_uri,
                                           storage_path=str(tmp_path / "runs"), progress=False)
     cfg = load_config(None, ["data.pipeline=ray_data", "data.stream_cpus=0.25"])
     TorchTrainer(_collect_ids, datasets={"train": epoch_dataset(session, data, cfg)},

@@ -144,13 +144,14 @@ def test_cluster_yaml_is_valid_for_the_cluster_launcher():
 
 
 @pytest.mark.integration
-def test_sweep_nests_trials_asha_stops_the_weak_one_and_the_parent_holds_the_summary(ray_cluster, tmp_path, capsys):
+def test_sweep_nests_trials_asha_stops_the_weak_one_and_the_parent_holds_the_summary(ray_cluster, tmp_path, capsys,
+                                                                                     mlflow_uri):
     from mlflow.tracking import MlflowClient
 
     from raydata_agent.cli import main
 
     spec = tmp_path / "sweep.yaml"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     spec.write_text(yaml.safe_dump({
         "data": {"name": "digits"}, "train": {"epochs": 3, "batch_size": 32},
         "selection": {"selector": "random_dynamic", "ratio": 0.5},
@@ -179,6 +180,12 @@ def test_sweep_nests_trials_asha_stops_the_weak_one_and_the_parent_holds_the_sum
     assert epochs["random_dynamic r0.5 s0 lr=0.05"] == 3 and epochs["random_dynamic r0.5 s0 lr=1e-05"] < 3
     assert stopped.info.status == "KILLED" and stopped.data.tags["raydata_agent.stopped"] == "ASHA"
     assert epochs["full r1 s0"] == 3 and parent.data.metrics["trials_stopped"] == 1
+    # The full selector trains for real here (test_e2e.py has no run of its own for it): every epoch on
+    # all the data, one forward-backward per sample, better than chance on 10 classes.
+    full = children["full r1 s0"].info.run_id
+    values = lambda key: [m.value for m in sorted(client.get_metric_history(full, key), key=lambda m: m.step)]  # noqa: E731
+    assert values("selected_fraction") == [1.0] * 3 and values("passes") == values("selected")
+    assert children["full r1 s0"].data.metrics["val_metric"] > 0.1
     assert all(r.info.status != "RUNNING" for r in children.values())  # a stopped trial's run is closed
     summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/trials.csv", "summary/metric_vs_cost.png", "summary/trials.txt"} <= summary
