@@ -1,7 +1,6 @@
 """Real runs: local Ray, Ray Train workers, the score store actor and an MLflow SQLite store."""
 import math
 
-from pathlib import Path
 
 import numpy as np
 
