@@ -1,4 +1,4 @@
-"""Data Agent ablation on the simulated flipped-label problem of tests/test_data_agent.py (no Ray, no model).
+"""Data Agent ablation on the simulated flipped-label problem of tests/agent/test_data_agent.py (no Ray, no model).
 
 1500 samples, 5 classes, 30% flipped labels; a simulated model whose belief in each sample's true class
 grows with training, and which memorises a flipped label only by training on it. Each variant runs the

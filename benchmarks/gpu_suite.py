@@ -3,7 +3,7 @@ throughput and data-parallel scaling, measured in one run on one machine (about 
 H100 or H200 with 16 cores, by estimate: no GPU has run it yet).
 
     python benchmarks/gpu_suite.py                  # on a GPU machine; --budget-s 480 by default
-    python benchmarks/gpu_suite.py --dry-run        # the same code at tiny sizes on CPU (tests/test_gpu_suite.py)
+    python benchmarks/gpu_suite.py --dry-run        # the same code at tiny sizes on CPU (tests/benchmarks/test_gpu_suite.py)
 
 On this workplace's device machine, from the repository root (it writes into $OUT there):
 

@@ -4,7 +4,7 @@ One JSON file per benchmark script holds that script's current figures, transcri
 `--json` output or printed table, with the command and the machine that produced them. This script
 turns them into docs/results.md (one section per script, in ORDER), and writes the quality table
 into README.md between its two `results:quality` markers, so the README's one table is the page's.
-It measures nothing. tests/test_results_page.py fails when a committed page differs from a fresh render.
+It measures nothing. tests/benchmarks/test_results_page.py fails when a committed page differs from a fresh render.
 
     .venv/bin/python benchmarks/render_results.py            # rewrite docs/results.md and the README table
     .venv/bin/python benchmarks/render_results.py --check    # exit 1 if either is out of date

@@ -89,7 +89,7 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_cluster, run_di
     killer = threading.Thread(target=kill_worker_mid_epoch, args=(uri, killed, stop), daemon=True)
     killer.start()
     try:
-        # every checkpoint kept: the test reads the agent's update count in each (retention: test_e2e.py)
+        # every checkpoint kept: the test reads the agent's update count in each (retention: test_runner.py)
         result = rda.run(rda.load_config(None, ["selection.selector=data_agent", *SMALL, *run_dirs,
                                                 f"train.checkpoints_to_keep={EPOCHS}"]), progress=False)
     finally:

@@ -180,7 +180,7 @@ def test_sweep_nests_trials_asha_stops_the_weak_one_and_the_parent_holds_the_sum
     assert epochs["random_dynamic r0.5 s0 lr=0.05"] == 3 and epochs["random_dynamic r0.5 s0 lr=1e-05"] < 3
     assert stopped.info.status == "KILLED" and stopped.data.tags["raydata_agent.stopped"] == "ASHA"
     assert epochs["full r1 s0"] == 3 and parent.data.metrics["trials_stopped"] == 1
-    # The full selector trains for real here (test_e2e.py has no run of its own for it): every epoch on
+    # The full selector trains for real here (test_runner.py has no run of its own for it): every epoch on
     # all the data, one forward-backward per sample, better than chance on 10 classes.
     full = children["full r1 s0"].info.run_id
     values = lambda key: [m.value for m in sorted(client.get_metric_history(full, key), key=lambda m: m.step)]  # noqa: E731

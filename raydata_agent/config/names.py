@@ -1,7 +1,7 @@
 """The names a config may choose from: tasks, their models and data sets, reward variants.
 
 Config keeps its own lists rather than importing the registries that import config (selectors) or
-torch (signals): tests/test_config.py checks that each list matches its registry.
+torch (signals): tests/config/test_config.py checks that each list matches its registry.
 """
 from __future__ import annotations
 

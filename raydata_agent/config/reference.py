@@ -2,7 +2,7 @@
 
     python -m raydata_agent.config.reference > docs/reference/config.md
 
-tests/test_config.py fails when the committed page differs from render().
+tests/config/test_config.py fails when the committed page differs from render().
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ committed figures in benchmarks/results/*.json: edit the JSON, re-render, commit
 import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def renderer():

@@ -9,7 +9,7 @@ import yaml
 
 from raydata_agent.config import SELECTOR_KNOBS, Config, ConfigError, from_dict, load_config
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def test_defaults_are_the_embedded_run():
@@ -95,7 +95,7 @@ def test_empty_section_and_empty_file_are_the_defaults(tmp_path):
 def test_job_configs_load():
     from pathlib import Path
 
-    configs = sorted((Path(__file__).parents[1] / "jobs" / "configs").glob("*.yaml"))
+    configs = sorted((Path(__file__).parents[2] / "jobs" / "configs").glob("*.yaml"))
     assert configs, "jobs/configs holds the example job configs"
     for path in configs:
         if "cifar" in path.name or "imagefolder" in path.name:

@@ -6,7 +6,7 @@ import pytest
 from plot_pixels import assert_plot_has_data
 
 pytestmark = pytest.mark.integration
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_yolo_train_with_selection_trainer(tmp_path, capsys, monkeypatch):

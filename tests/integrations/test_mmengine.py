@@ -7,7 +7,7 @@ import pytest
 from plot_pixels import assert_plot_has_data
 
 pytestmark = pytest.mark.integration
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_mmseg_runner_with_selection_hook_and_sampler(tmp_path, capsys):
