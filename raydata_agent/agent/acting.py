@@ -11,14 +11,14 @@ worker's time in bench_store.py). No feature matrix crosses the network or is ke
 store gets each sample's action (its selection weight) and reward target.
 
 When weights are loaded is `agent.schedule`:
-- deterministic (default): the call points are fixed batch counts (every `send_every` batches, once
+- deterministic (opt-in): the call points are fixed batch counts (every `send_every` batches, once
   the worker holds half an update of transitions; and each epoch's end and start). At call point k
   the worker waits for call k-1's answer and loads its weights, so the batches up to call point k+1
   act with the learner's version after call k-1, whatever the timing. Nothing is dropped, and the
   epoch's last call is waited for, so the learner's `end_epoch` comes after it. The learner consumes
   one worker's transitions in the order sent: the same seed gives the same actions and selections.
   With several workers their calls interleave at the learner in arrival order (not reproducible).
-- async: a call is also made once MAX_CALL_GAP_S passed, answers are collected without blocking
+- async (default): a call is also made once MAX_CALL_GAP_S passed, answers are collected without blocking
   (`ray.wait(timeout=0)`), and transitions are dropped (counted) while MAX_SENDS_IN_FLIGHT calls are
   pending: a worker never waits for a PPO update, but which weights act depends on timing.
 """

@@ -78,9 +78,10 @@ class AgentConfig(Section):
                                                      "transitions arrived")
     send_every: Int = Field(8, ge=1, description="a worker sends its panel transitions to the learner every "
                                                  "this many batches")
-    schedule: Literal[AGENT_SCHEDULES] = Field("deterministic", description=(
-        "deterministic: calls at fixed batch counts, each answer's weights waited for at the next call (one "
-        "worker: same seed, same selections) | async: act with whatever weights have arrived"))
+    schedule: Literal[AGENT_SCHEDULES] = Field("async", description=(
+        "async: act with whatever weights have arrived (runs do not reproduce per seed) | deterministic: "
+        "calls at fixed batch counts, each answer's weights waited for at the next call (one worker: same "
+        "seed, same selections; 3.6 pt below async on (b) at 0.5, docs/concepts/data-agent.md)"))
     learner_cpus: Float = Field(0.0, ge=0.0, description="CPUs the learner actor reserves (and its torch "
                                                          "threads, at least 1)")
 

@@ -387,7 +387,8 @@ def test_same_seed_same_selections_and_metric_beside_a_cpu_hog(ray_cluster, run_
     import subprocess
     import sys
 
-    overrides = ["selection.selector=data_agent", "selection.ratio=0.5", "train.epochs=3", "data.num_samples=300",
+    overrides = ["selection.selector=data_agent", "agent.schedule=deterministic", "selection.ratio=0.5", "train.epochs=3",
+                 "data.num_samples=300",
                  "data.val_samples=100", "train.batch_size=50", "tracking.snapshot_every=1", *run_dirs]
     quiet, quiet_metric = run_and_read_pools(overrides)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
