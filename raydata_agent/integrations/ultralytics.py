@@ -94,8 +94,12 @@ def _set_epoch(trainer: SelectionTrainer) -> None:
 
 
 def _end_epoch(trainer: SelectionTrainer) -> None:
-    trainer.session.end_epoch({"mAP50": float(trainer.metrics.get("metrics/mAP50(B)", 0.0))},
-                              val_metric=float(trainer.metrics.get("metrics/mAP50-95(B)", 0.0)))
+    """Log ultralytics' own validation figures; with `val=False` there are none, and a missing figure
+    stays missing (a 0.0 would read as a model that learned nothing)."""
+    metrics = trainer.metrics or {}
+    figure = lambda key: float(metrics[key]) if key in metrics else None  # noqa: E731
+    map50 = figure("metrics/mAP50(B)")
+    trainer.session.end_epoch({} if map50 is None else {"mAP50": map50}, val_metric=figure("metrics/mAP50-95(B)"))
 
 
 def _close(trainer: SelectionTrainer) -> None:
