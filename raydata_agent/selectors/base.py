@@ -136,9 +136,9 @@ def oldest_stale(last_seen: np.ndarray, stale: np.ndarray, tiebreak: np.ndarray,
     """Mask of the stale samples forced in under selection.max_forced_share: the ceil(share * k) longest
     unseen (never seen first, ties at random), or with groups ceil(share * quota) per group, so the
     forced picks never overrun a group's quota."""
-    age = np.where(last_seen == NEVER, np.iinfo(np.int64).min, last_seen)
     candidates = np.flatnonzero(stale)
-    oldest = candidates[np.lexsort((tiebreak[candidates], age[candidates]))]  # oldest first
+    # oldest first: NEVER (-1) sorts before every epoch
+    oldest = candidates[np.lexsort((tiebreak[candidates], last_seen[candidates]))]
     mask = np.zeros(len(last_seen), bool)
     if groups is None:
         mask[oldest[: math.ceil(share * k)]] = True
