@@ -164,6 +164,9 @@ class ScoreStore:
             "selected": len(plan.ids),
             "selected_fraction": len(plan.ids) / n,
             "full_epoch": int(plan.full),
+            # Share of the budget forced in by staleness rather than chosen by the selector (0: a full epoch,
+            # or a selector that forces nothing).
+            "forced_share": plan.forced / max(len(plan.ids), 1),
             "passes": self.epoch_passes,
             "cumulative_cost": self.cumulative_cost,
             "cumulative_cost_epochs": self.cumulative_cost / n,
@@ -185,6 +188,7 @@ class ScoreStore:
         selection_epochs = [h for h in self.history + [row] if not h["full_epoch"]]
         if selection_epochs:
             row["selection_cost_fraction"] = float(np.mean([h["selected_fraction"] for h in selection_epochs]))
+            row["selection_forced_share"] = float(np.mean([h.get("forced_share", 0.0) for h in selection_epochs]))
         for name, group in self.pool.truth.items():  # ground truth (benchmarks): share of each group trained on
             row[f"trained_{name}"] = float(group[plan.ids].sum() / max(group.sum(), 1))
             if selection_epochs:

@@ -39,7 +39,7 @@ class LeadConfig(Section):
 
 # Every selector (selectors.SELECTORS) -> its knob model, None for a selector without knobs.
 SELECTOR_KNOBS: dict[str, type[BaseModel] | None] = {
-    "data_agent": None, "eps_greedy": EpsGreedyConfig, "full": None, "greedy": None,
+    "cyclic": None, "data_agent": None, "eps_greedy": EpsGreedyConfig, "full": None, "greedy": None,
     "infobatch": InfoBatchConfig, "lead": LeadConfig, "random_dynamic": None, "random_static": None,
     "ucb": UCBConfig}
 SELECTOR_NAMES = tuple(sorted(SELECTOR_KNOBS))
@@ -63,6 +63,9 @@ class SelectionConfig(Section):
         "auto", description="auto: each selector's own (infobatch 1/(1-r), data_agent 1/ratio, else 1)")
     max_staleness: Int = Field(5, ge=1, description="topk: a sample unseen this many epochs is taken first, "
                                                     "so none starves")
+    max_forced_share: Float = Field(1.0, gt=0.0, le=1.0,
+                                    description="topk: stale samples take at most ceil(this * budget), oldest "
+                                                "first; the weights choose the rest (1: all stale jump the queue)")
     ucb: UCBConfig = Field(default_factory=UCBConfig, description="selector=ucb")
     eps_greedy: EpsGreedyConfig = Field(default_factory=EpsGreedyConfig, description="selector=eps_greedy")
     infobatch: InfoBatchConfig = Field(default_factory=InfoBatchConfig, description="selector=infobatch")

@@ -1,5 +1,6 @@
 """Selector registry: `selection.selector` names one of these."""
 from raydata_agent.selectors.bandit import EpsilonGreedySelector, UCBSelector
+from raydata_agent.selectors.cyclic import CyclicSelector
 from raydata_agent.selectors.data_agent import DataAgentSelector
 from raydata_agent.selectors.base import Selection, Selector
 from raydata_agent.selectors.full import FullSelector
@@ -11,7 +12,8 @@ from raydata_agent.selectors.random import RandomDynamicSelector, RandomStaticSe
 SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls
     for cls in (FullSelector, RandomStaticSelector, RandomDynamicSelector, InfoBatchSelector,
-                GreedySelector, UCBSelector, EpsilonGreedySelector, LEADSelector, DataAgentSelector)
+                GreedySelector, UCBSelector, EpsilonGreedySelector, LEADSelector, DataAgentSelector,
+                CyclicSelector)
 }
 
 

@@ -30,6 +30,7 @@ class Selection:
     # quantile (agent.payoff=margin) and the quantiles at levels 0, 0.01, ..., 1 (agent.payoff=rank).
     baseline: float | None = None
     target_quantiles: np.ndarray | None = None
+    forced: int = 0  # picks taken because they were stale (topk), not by weight: the policy did not choose them
 
 
 class Selector:
@@ -101,25 +102,57 @@ class Selector:
     def take_by_weight(self, pool: SamplePool, epoch: int, k: int, groups=None) -> Selection:
         """Top-k or proportional (Gumbel top-k) choice by weight, with no sample starved forever.
 
-        topk: samples not trained on for `max_staleness` epochs (or never) jump the queue.
+        topk: samples not trained on for `max_staleness` epochs (or never) are stale and forced in.
+        With max_forced_share f = 1 they jump the queue (ordered by weight among themselves); with f < 1
+        at most ceil(f * k) of them, oldest first, so the weights still choose the rest of the budget at
+        any ratio (docs/concepts/selectors.md states the resulting no-starvation bound).
         proportional: sampling without replacement in proportion to weight ** (1 / temperature); every
         weight is floored above zero, so every sample keeps a chance.
         groups (labels, or `group_rows(labels)`): each group gets its share of k (largest remainder),
-        chosen within it.
+        chosen within it; forced picks count against their group's share.
         """
         weights = np.asarray(self.weights(pool, epoch), np.float64)
         n = len(weights)
         k = min(k, n)
         tiebreak = self.rng.random(n)
+        forced = np.zeros(n, bool)
         if self.cfg.sampling == "proportional":
             key = np.log(np.clip(weights, 1e-6, None)) / self.cfg.temperature + self.rng.gumbel(size=n)
         else:
             stale = (pool.last_epoch_seen == NEVER) | (epoch - pool.last_epoch_seen >= self.cfg.max_staleness)
             span = float(np.ptp(weights)) + 1.0 if n else 1.0
-            key = weights + 1e-9 * span * tiebreak + np.where(stale, 2.0 * span + np.abs(weights).max(), 0.0)
+            key = weights + 1e-9 * span * tiebreak
+            forced = stale if self.cfg.max_forced_share >= 1.0 else oldest_stale(
+                pool.last_epoch_seen, stale, tiebreak, k, self.cfg.max_forced_share, groups)
+            key = key + np.where(forced, 2.0 * span + np.abs(weights).max(), 0.0)
         ids = top_k(key, k) if groups is None else grouped_top_k(key, k, groups)
         ids = np.sort(ids).astype(np.int64)
-        return Selection(ids, np.ones(len(ids), np.float32), full=False, weights=weights.astype(np.float32))
+        return Selection(ids, np.ones(len(ids), np.float32), full=False, weights=weights.astype(np.float32),
+                         forced=int(forced[ids].sum()))
+
+
+def oldest_stale(last_seen: np.ndarray, stale: np.ndarray, tiebreak: np.ndarray, k: int, share: float,
+                 groups=None) -> np.ndarray:
+    """Mask of the stale samples forced in under selection.max_forced_share: the ceil(share * k) longest
+    unseen (never seen first, ties at random), or with groups ceil(share * quota) per group, so the
+    forced picks never overrun a group's quota."""
+    candidates = np.flatnonzero(stale)
+    # oldest first: NEVER (-1) sorts before every epoch
+    oldest = candidates[np.lexsort((tiebreak[candidates], last_seen[candidates]))]
+    mask = np.zeros(len(last_seen), bool)
+    if groups is None:
+        mask[oldest[: math.ceil(share * k)]] = True
+        return mask
+    order, bounds = group_rows(groups) if isinstance(groups, np.ndarray) else groups
+    group_of = np.empty(len(last_seen), np.int64)
+    group_of[order] = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    cap = np.ceil(share * group_quotas(np.diff(bounds), k)).astype(np.int64)
+    g = group_of[oldest]
+    by_group = np.argsort(g, kind="stable")  # oldest first within each group
+    rank = np.empty(len(oldest), np.int64)
+    rank[by_group] = np.arange(len(oldest)) - np.searchsorted(g[by_group], g[by_group])
+    mask[oldest[rank < cap[g]]] = True
+    return mask
 
 
 def top_k(key: np.ndarray, k: int) -> np.ndarray:
@@ -138,10 +171,15 @@ def grouped_top_k(key: np.ndarray, k: int, groups: np.ndarray | tuple[np.ndarray
     """Top-k within each group, the group quotas proportional to group size (largest remainder).
     `groups`: a label per row, or `group_rows(labels)`."""
     order, bounds = group_rows(groups) if isinstance(groups, np.ndarray) else groups
-    counts = np.diff(bounds)
-    exact = k * counts / len(key)
-    quota = np.floor(exact).astype(np.int64)
-    quota[np.argsort(-(exact - quota), kind="stable")[: k - quota.sum()]] += 1
+    quota = group_quotas(np.diff(bounds), k)
     chosen = [order[bounds[g] + top_k(key[order[bounds[g]:bounds[g + 1]]], int(q))]
               for g, q in enumerate(quota) if q > 0]
     return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+
+
+def group_quotas(counts: np.ndarray, k: int) -> np.ndarray:
+    """Each group's share of k, proportional to its size (largest remainder): exact, summing to k."""
+    exact = k * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    quota[np.argsort(-(exact - quota), kind="stable")[: k - quota.sum()]] += 1
+    return quota

@@ -154,7 +154,7 @@ def test_ucb_prefers_rarely_selected_and_eps_greedy_high_loss():
     assert set(s.ids) == set(np.argsort(-pool.loss)[:40])
 
 
-@pytest.mark.parametrize("name", ["random_static", "random_dynamic"])
+@pytest.mark.parametrize("name", ["random_static", "random_dynamic", "cyclic"])
 def test_selector_state_round_trip(name):
     """A selector seeded differently selects what the saved one would, only through load_state_dict."""
     cfg = SelectionConfig(selector=name, ratio=0.3)
