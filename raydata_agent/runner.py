@@ -3,6 +3,7 @@ TorchTrainer, and log the plots. `run(cfg)` is what `raydata-agent run`, the job
 """
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -128,6 +129,9 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     watcher = threading.Thread(target=watch, args=(store, cfg.train.epochs, done), daemon=True)
     if progress:
         watcher.start()
+    # matplotlib (about 1 s of imports) for the plots that close the run, loaded while the driver waits on
+    # the workers: neither the start nor the end of the run waits for it.
+    threading.Thread(target=importlib.import_module, args=("raydata_agent.plots",), daemon=True).start()
     status, error = "FINISHED", None
     result = None
     try:
