@@ -14,6 +14,18 @@ from raydata_agent.score_store import ScoreStore
 
 ACTOR_RESTARTS = 3  # a dead score store or agent comes back empty; the workers' restart restores it
 
+# Ray Train settings for a local cluster we start (ray/train/v2/_internal/constants.py, Ray 2.60), set in the
+# job's runtime env so its Train controllers inherit them; one the user exports wins (Ray Train passes the
+# driver's own value to its controller). A joined cluster keeps Ray's defaults.
+LOCAL_TRAIN_ENV = {
+    # The controller polls its workers every 2 s by default: a run waits up to that long for its workers to
+    # be seen running and again for the last epoch to be seen finished. 0.5 s costs a few RPCs a second.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    # The PreemptionWatcher actor polls for node drains, which a single local node started here never gets:
+    # it is one more process to start with every run, and its start logs an error-level line (ray_logs.py).
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+}
+
 
 def init_ray(cfg: Config) -> None:
     """Join the configured cluster (ray.address, else RAY_ADDRESS), or start a local one.
@@ -39,7 +51,8 @@ def init_ray(cfg: Config) -> None:
         port = _free_port()
         context = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                            dashboard_port=port, _system_config={"enable_metrics_collection": False},
-                           runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+                           runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}",
+                                                     **LOCAL_TRAIN_ENV}})
         if context.dashboard_url:
             say(f"Ray dashboard: http://{context.dashboard_url}")
     hide_known_ray_lines()  # Ray's known error-level lines of a healthy run (ray_logs.py)

@@ -13,8 +13,10 @@ KNOWN_RAY_LINES = [
     # (ray/train/v2/_internal/callbacks/preemption_callback.py) with max_restarts=-1 and the workers'
     # actor handles as constructor arguments; Ray core (core_worker.cc) then logs at error level that
     # a restart could not recover those arguments. The line points to ray-project/ray#53727 (actor
-    # restarts lose constructor arguments held in the object store); no Ray issue covers Ray Train's
-    # own watcher triggering it. It means nothing for our run: the watcher only observes node drains.
+    # restarts lose constructor arguments held in the object store); the watcher came with
+    # ray-project/ray#63807, whose review asked whether it should start where nodes never drain.
+    # It means nothing for our run: the watcher only observes node drains. A local cluster we start
+    # runs without it (cluster.LOCAL_TRAIN_ENV); this line is for joined clusters.
     re.compile(r"Actor with class name: 'PreemptionWatcher' .*has constructor arguments in the object store"),
 ]
 
@@ -25,8 +27,8 @@ KNOWN_RAY_TRACEBACKS = [
     # (AUTOSCALING_REQUESTS_GET_TIMEOUT_S in ray/train/v2/_internal/execution/scaling_policy/
     # autoscaling_coordinator_client.py). When that actor's process starts slower (a busy host, a job's
     # first run on a fresh cluster), the wait times out and the warning carries the whole GetTimeoutError
-    # traceback; the request is sent again every 20 s and the run is unaffected. No Ray issue was found
-    # for it (searched ray-project/ray for the message).
+    # traceback; the request is sent again every 20 s and the run is unaffected. Ray Data's own client
+    # of that actor was made non-blocking for this reason in ray-project/ray#62725; Train's still blocks.
     (re.compile(r"Failed to send resource request for train-"),
      re.compile(r"ray\.exceptions\.GetTimeoutError: ")),
 ]

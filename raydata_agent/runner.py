@@ -3,6 +3,7 @@ TorchTrainer, and log the plots. `run(cfg)` is what `raydata-agent run`, the job
 """
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and cfg.tracking_uri.startswith(f"sqlite:///{Path.cwd()}"):
         say(f"WARNING: the MLflow store {cfg.tracking_uri} is inside this Ray job's temporary working dir, "
             f"which Ray deletes: set tracking.uri (a server, or an absolute sqlite path)")
+    # MLflow's client (about 1.5 s of imports) loads while Ray starts, which is mostly waiting on its processes.
+    threading.Thread(target=importlib.import_module, args=("mlflow.tracking",), daemon=True).start()
     task, train_data, val_data = preflight(cfg)  # config, tracking store, checkpoint, data: before Ray starts
     cluster.init_ray(cfg)
     missing = shortfall(worker_group_request(cfg), ray.cluster_resources())
@@ -128,6 +131,9 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     watcher = threading.Thread(target=watch, args=(store, cfg.train.epochs, done), daemon=True)
     if progress:
         watcher.start()
+    # matplotlib (about 1 s of imports) for the plots that close the run, loaded while the driver waits on
+    # the workers: neither the start nor the end of the run waits for it.
+    threading.Thread(target=importlib.import_module, args=("raydata_agent.plots",), daemon=True).start()
     status, error = "FINISHED", None
     result = None
     try:

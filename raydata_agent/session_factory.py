@@ -7,7 +7,6 @@ import numpy as np
 
 from raydata_agent import cluster
 from raydata_agent.config import Config, apply_dotted, load_dict
-from raydata_agent.plots import plot_title
 from raydata_agent.progress import say
 from raydata_agent.session import SelectionSession
 from raydata_agent.tracking import Tracker, redact, source_tags
@@ -90,6 +89,8 @@ def open_session(cfg: Config, labels: np.ndarray, sources=None, *, num_classes: 
         except Exception:  # bad input (the pool's labels, sources): the MLflow run ends FAILED
             tracker.end("FAILED")
             raise
+    from raydata_agent.plots import plot_title  # matplotlib: loaded off the start-up path (runner.run)
+
     return SelectionSession(store, cfg, tracker=tracker, agent=agent, owner=True, progress=progress,
                             plot_title=plot_title(cfg, tracker.run_id, integration), class_names=class_names)
 

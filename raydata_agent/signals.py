@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch loads in the functions that compute on tensors: the score store uses only numpy ones
+    import torch
 
 EPS = 1e-8
 
@@ -26,12 +28,16 @@ def difficulty(loss: torch.Tensor, clip_quantile: float = 0.95) -> torch.Tensor:
 
     Clipping first keeps one exploding loss from squashing every other sample towards 0.
     """
+    import torch
+
     loss = loss.detach().float()
     return minmax(torch.minimum(loss, torch.quantile(loss, clip_quantile)))
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
     """Predictive entropy in nats, per sample."""
+    import torch
+
     probs = probs.detach().float()
     return -(probs * torch.log(probs + EPS)).sum(-1)
 
@@ -43,17 +49,21 @@ def uncertainty(probs: torch.Tensor) -> torch.Tensor:
 
 def entropy_uncertainty(ent: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Eq. 3 from an entropy already computed (batch_signals needs both: one entropy per batch)."""
+    import torch
+
     return ent / math.log(num_classes) if num_classes > 1 else torch.zeros_like(ent)
 
 
 def adaptive_weight(diff: torch.Tensor, unc: torch.Tensor) -> float:
     """Eq. 5: w = Var(D) / (Var(D) + Var(U)), tuning-free: the signal that separates samples more wins."""
+    import torch
+
     var_d = diff.var(unbiased=False) if diff.numel() > 1 else diff.new_zeros(())
     var_u = unc.var(unbiased=False) if unc.numel() > 1 else unc.new_zeros(())
     return float(torch.clamp(var_d / (var_d + var_u + EPS), 0.0, 1.0))
 
 
-RewardFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+RewardFn = Callable[["torch.Tensor", "torch.Tensor", float], "torch.Tensor"]
 
 # A reward variant maps (D, U, w) to a per-sample score; the composite reward is action * score (eq. 6).
 REWARD_VARIANTS: dict[str, RewardFn] = {}
@@ -99,6 +109,8 @@ def predicted_loss_change(grad_norm: torch.Tensor, loss: torch.Tensor, loss_weig
     workers) is lr * w_i / (B * world) * g_i, so its loss moves by about -lr * w_i / (B * world) *
     |g_i|^2. It never predicts a loss below zero.
     """
+    import torch
+
     share = lr / (loss.numel() * world_size)
     change = -share * loss_weights.float() * grad_norm.detach().float() ** 2
     return torch.maximum(change, -loss.detach().float())
@@ -144,6 +156,8 @@ def batch_signals(loss: torch.Tensor, probs: torch.Tensor | None, variant: str =
     e.g. mean pixel entropy); with neither, the task has no uncertainty term (detection).
     A history variant (`idu`) has no batch-local score: the score store computes it.
     """
+    import torch
+
     loss = loss.detach().float()
     diff = difficulty(loss, clip_quantile)
     if uncertainty is not None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse, urlunparse
 
-from mlflow.entities import Metric, Param
-
-from mlflow.tracking import MlflowClient
-
 from raydata_agent.config import ConfigError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+# mlflow (about 1.5 s of imports) loads on first use, not with this module: the score store actor's
+# constructor, which a run's start waits for, then does not pay for it.
 
 MAX_PARAM_LEN = 6000
 # MLflow 3's UI opens an experiment in its GenAI view (traces, evaluations) unless the experiment's kind
@@ -191,6 +194,8 @@ class Tracker:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
+            from mlflow.tracking import MlflowClient
+
             self._client = MlflowClient(self.uri)
         return self._client
 
@@ -203,6 +208,9 @@ class Tracker:
     @classmethod
     def start(cls, uri: str, experiment: str, run_name: str | None, params: dict,
               tags: dict | None = None) -> "Tracker":
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
@@ -220,6 +228,8 @@ class Tracker:
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         import time
+
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 import pytest
+from console_lines import assert_clean
 from mlflow.tracking import MlflowClient
 
 import raydata_agent as rda
@@ -33,8 +34,8 @@ def lead_cli_run(ray_cluster, tmp_path_factory, mlflow_template):
     tmp = tmp_path_factory.mktemp("lead_cli")
     shutil.copyfile(mlflow_template, tmp / "mlflow.db")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    out = io.StringIO()  # stdout and stderr: Ray prints its workers' lines to the driver's stderr too
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         code = main(["run", "selection.selector=lead", "reward.variant=idu", "selection.ratio=0.3",
                      "train.epochs=3", *SMALL, f"tracking.uri={uri}", f"ray.storage_path={tmp / 'runs'}"])
     return code, out.getvalue(), uri, tmp / "runs"
@@ -44,6 +45,7 @@ def test_cli_run_logs_metrics_plots_and_snapshots(lead_cli_run):
     code, out, uri, storage = lead_cli_run
     assert code == 0
     assert "summary" in out and "cost fraction" in out and "mlflow ui --backend-store-uri" in out
+    assert_clean(out)  # a successful run prints no error-level line and no traceback (issue 28)
     client, mlrun = only_run(uri)
     assert mlrun.info.status == "FINISHED"
     assert mlrun.data.params["selection.selector"] == "lead"
