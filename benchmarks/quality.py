@@ -25,6 +25,8 @@ so each cell's realised cost is the same across selectors; the table prints it s
     .venv/bin/python benchmarks/quality.py --data b --selectors data_agent greedy random_dynamic infobatch lead
     .venv/bin/python benchmarks/quality.py --data c --seeds 0 1 2 --epochs 10 --json /tmp/quality_c.json
     .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
+    .venv/bin/python benchmarks/quality.py --data e --ratios 0.3 0.5 --selectors data_agent greedy random_dynamic infobatch lead  # held out
+    .venv/bin/python benchmarks/quality.py --data b --ratios 0.1 0.2 --selectors data_agent cyclic random_dynamic  # issue 30
     .venv/bin/python benchmarks/quality.py --merge a_seeds012.json a_seeds34.json --json a.json   # pool earlier runs
     .venv/bin/python benchmarks/quality.py --merge a.json a_inv.json:random_dynamic=random_dynamic/inv  # a variant beside
     .venv/bin/python benchmarks/quality.py --merge b.json b_v.json:data_agent=data_agent/v --against data_agent  # ablation
