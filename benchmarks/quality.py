@@ -1,4 +1,4 @@
-"""Quality at equal cost: every selector at kept ratios 0.3 / 0.5 / 0.7 plus full data, over paired seeds.
+"""Quality at equal cost: every selector at kept ratios (0.1 to 0.7) plus full data, over paired seeds.
 
 Built on `raydata-agent tune` (raydata_agent/sweep.py): the grid selector x ratio x seed (plus one
 full-data run per seed) runs as one sweep, 2 trials at a time on 2 CPUs, every trial nested under one
@@ -8,8 +8,13 @@ MLflow parent run. This script only writes the sweep and reads its trials back:
 - paired differences against greedy, random_dynamic and infobatch at the same ratio (or the selectors
   of --against): mean over seeds of (selector - baseline) with a 95% t-interval (paired: same seed =
   same init, data order and data set);
-- for data sets with ground truth ((b) digits with label noise, (c) mixture): the share of the flipped,
-  duplicate and hard samples each selector trained on (mean over selection epochs; random gives ratio);
+- for data sets with ground truth ((b) digits with label noise, (c) mixture, the held-out (d), (e)): the
+  share of the flipped, duplicate, hard and tail samples each selector trained on (mean over selection
+  epochs; random gives ratio);
+- on long-tailed sets ((d), (e)): the final mean recall of the rarest classes (`val_tail_recall`) beside
+  the metric, with its own paired differences: selection must not starve the tail;
+- the share of each selection epoch's budget forced by staleness (`selection_forced_share`, issue 30),
+  where the run logged it (older runs did not: shown as "-");
 - an accuracy-against-realised-cost plot; all of it logged on the sweep's parent run (quality/), and JSON.
 
 Equal cost: every non-full selector follows the same schedule (selection.warmup_epochs full epochs,
@@ -20,6 +25,8 @@ so each cell's realised cost is the same across selectors; the table prints it s
     .venv/bin/python benchmarks/quality.py --data b --selectors data_agent greedy random_dynamic infobatch lead
     .venv/bin/python benchmarks/quality.py --data c --seeds 0 1 2 --epochs 10 --json /tmp/quality_c.json
     .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
+    .venv/bin/python benchmarks/quality.py --data e --ratios 0.3 0.5 --selectors data_agent greedy random_dynamic infobatch lead  # held out
+    .venv/bin/python benchmarks/quality.py --data b --ratios 0.1 0.2 --selectors data_agent cyclic random_dynamic  # issue 30
     .venv/bin/python benchmarks/quality.py --merge a_seeds012.json a_seeds34.json --json a.json   # pool earlier runs
     .venv/bin/python benchmarks/quality.py --merge a.json a_inv.json:random_dynamic=random_dynamic/inv  # a variant beside
     .venv/bin/python benchmarks/quality.py --merge b.json b_v.json:data_agent=data_agent/v --against data_agent  # ablation
@@ -27,16 +34,27 @@ so each cell's realised cost is the same across selectors; the table prints it s
 Data sets: a = shapes (2000 train / 2000 val: one seed's SE at 95% is 0.49 pt); b = scikit-learn digits
 with data.label_noise=0.3 (1437 / 360: digits has no more images, so one seed's SE is ~1.2 pt; the
 paired intervals carry the comparison); c = mixture (3000 / 2000, label_noise 0.2).
+(a)-(c) are the TUNING sets: every default was chosen on them. (d) and (e) are HELD OUT (HELD_OUT;
+protocol in docs/guides/benchmarks.md): long-tailed (exponential profile), noisy training labels,
+balanced clean validation (1000). d = shapes drawn long-tailed (imbalance 20, symmetric noise 0.2),
+written once as JPEG files into a temp folder and read through data.name=imagefolder with its
+standard recipe (RandomResizedCrop + flip, normalisation); e = textures (oriented gratings, in
+memory; imbalance 20, class-pair noise 0.3: c -> c+1, the neighbouring orientation).
 Extra `section.key=value` arguments go to every trial.
 
 JSON keys (--json PATH):
   data, task, epochs, seeds, ratios, selectors, command, machine, date, parent_run_id, tracking_uri, wall_s;
+  held_out (bool: d, e);
   cells: [{selector, ratio, n, metric_mean, metric_std, cost_fraction, selection_cost_fraction,
-           trained: {is_noisy|is_duplicate|is_hard: share}, per_seed: {seed: metric}}]  (full: ratio 1.0);
+           trained: {is_noisy|is_duplicate|is_hard|is_tail: share}, per_seed: {seed: metric},
+           tail_recall_mean, tail_recall_std, forced_share}]  (full: ratio 1.0; the last three null where
+           a trial did not log them);
   paired: [{selector, baseline, ratio, n, diff_mean, ci_low, ci_high}]   (95% t-interval over seeds);
+  paired_tail_recall: the same for val_tail_recall (long-tailed sets);
   full_convergence: {seed: [val_metric of the last 3 epochs]}  (did full data converge?);
-  rows: [{run_id, selector, seed, ratio, metric, cost_fraction, selection_cost_fraction, trained}]  (one per
-        finished trial: what --merge pools, so seeds added by a later run join the same table).
+  rows: [{run_id, selector, seed, ratio, metric, cost_fraction, selection_cost_fraction, trained,
+          tail_recall, forced_share}]  (one per finished trial: what --merge pools, so seeds added by a
+        later run join the same table; rows of older JSON without the last two read as null).
 """
 from __future__ import annotations
 
@@ -57,9 +75,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from quality_tables import tables  # noqa: E402  (the printed tables)
 
 ALL_SELECTORS = ["data_agent", "lead", "greedy", "infobatch", "random_dynamic", "random_static", "ucb",
-                 "eps_greedy"]
+                 "eps_greedy", "cyclic"]
 BASELINES = ("greedy", "random_dynamic", "infobatch")
 # The default grid: the agent and the three baselines every table compares against. 4 selectors x
 # 3 ratios x 5 seeds + 5 full-data runs = 65 trials, about 50 min at 2 trials at a time on 2 idle CPUs
@@ -70,7 +91,15 @@ DATA = {  # data set flag -> run config overrides (sizes chosen so the default f
     "b": {"data.name": "digits", "data.label_noise": 0.3, "train.epochs": 20},
     "c": {"data.name": "mixture", "data.label_noise": 0.2, "data.num_samples": 3000, "data.val_samples": 2000,
           "train.epochs": 15},
+    # Held out: never used to choose a default (docs/guides/benchmarks.md). (d)'s files are written from
+    # GENERATED["d"] (an in-memory set's data.* keys) once, then every trial reads them from disk.
+    "d": {"data.name": "imagefolder", "data.image_size": 32, "train.epochs": 15},
+    "e": {"data.name": "textures", "data.imbalance": 20, "data.label_noise": 0.3, "data.noise_kind": "pair",
+          "data.num_samples": 3000, "data.val_samples": 1000, "train.epochs": 15},
 }
+HELD_OUT = ("d", "e")
+GENERATED = {"d": {"name": "shapes", "imbalance": 20, "label_noise": 0.2, "noise_kind": "symmetric",
+                   "num_samples": 3000, "val_samples": 1000}}
 TASKS = {  # --task other than classification: its generated set, small enough for CPUs
     "detection": {"task.name": "detection", "data.num_samples": 96, "data.val_samples": 32,
                   "data.image_size": 64, "train.batch_size": 16, "train.optimizer": "adamw", "train.lr": 1e-3,
@@ -79,12 +108,28 @@ TASKS = {  # --task other than classification: its generated set, small enough f
                      "data.num_samples": 96, "data.val_samples": 32, "data.image_size": 64,
                      "train.batch_size": 16, "train.optimizer": "adamw", "train.lr": 1e-3, "train.epochs": 6},
 }
-TRUTH = ("is_noisy", "is_duplicate", "is_hard")
+TRUTH = ("is_noisy", "is_duplicate", "is_hard", "is_tail")
+
+
+def data_config(data: str) -> dict:
+    """DATA[data], with a generated folder written first where the set is read from files (once per
+    machine: a folder in the temp dir named by its settings, left alone when complete)."""
+    flat = dict(DATA[data])
+    if data in GENERATED:
+        import hashlib
+
+        from raydata_agent.data.jpeg_folder import write_data_folder
+
+        spec = GENERATED[data]
+        digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+        root = Path(tempfile.gettempdir()) / f"raydata_agent_quality_{data}_{digest}"
+        flat["data.path"] = str(write_data_folder(root, spec))
+    return flat
 
 
 def sweep_file(args, out_dir: Path) -> Path:
     """The run config plus its sweep: section, exactly what `raydata-agent tune --config` reads."""
-    flat = dict(TASKS[args.task]) if args.task != "classification" else dict(DATA[args.data])
+    flat = dict(TASKS[args.task]) if args.task != "classification" else data_config(args.data)
     if args.epochs:
         flat["train.epochs"] = args.epochs
     flat.update({"tracking.experiment": args.experiment, "tracking.log_snapshots": False,
@@ -121,7 +166,8 @@ def collect(tracking_uri: str, parent_run_id: str) -> list[dict]:
                "ratio": 1.0 if full else float(p["selection.ratio"]), "metric": m["val_metric"],
                "cost_fraction": m.get("cost_fraction", float("nan")),
                "selection_cost_fraction": m.get("selection_cost_fraction", 1.0 if full else float("nan")),
-               "trained": {t: m[f"selection_trained_{t}"] for t in TRUTH if f"selection_trained_{t}" in m}}
+               "trained": {t: m[f"selection_trained_{t}"] for t in TRUTH if f"selection_trained_{t}" in m},
+               "tail_recall": m.get("val_tail_recall"), "forced_share": m.get("selection_forced_share")}
         if full:
             history = client.get_metric_history(run.info.run_id, "val_metric")
             row["last_vals"] = [h.value for h in sorted(history, key=lambda h: h.step)[-3:]]
@@ -139,20 +185,20 @@ def t_interval(diffs: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def analyse(rows: list[dict], against=BASELINES) -> tuple[list[dict], list[dict], dict]:
-    """Cells, paired differences of every selector against each of `against`, and full data's convergence."""
-    cells, paired = [], []
+def _mean_std(values: list) -> tuple[float | None, float | None]:
+    """Mean and std over seeds, or (None, None) where a seed lacks the value (older runs)."""
+    if not values or any(v is None for v in values):
+        return None, None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def paired_diffs(rows: list[dict], against=BASELINES, key: str = "metric") -> list[dict]:
+    """Paired differences of row[key] of every selector against each of `against`, over common seeds
+    where both have the value."""
     keys = sorted({(r["selector"], r["ratio"]) for r in rows})
-    by_cell = {k: {r["seed"]: r for r in rows if (r["selector"], r["ratio"]) == k} for k in keys}
-    for (selector, ratio), seeds in by_cell.items():
-        metrics = np.array([r["metric"] for r in seeds.values()])
-        trained = {t: float(np.mean([r["trained"][t] for r in seeds.values()]))
-                   for t in TRUTH if all(t in r["trained"] for r in seeds.values())}
-        cells.append({"selector": selector, "ratio": ratio, "n": len(seeds), "metric_mean": float(metrics.mean()),
-                      "metric_std": float(metrics.std(ddof=1)) if len(metrics) > 1 else 0.0,
-                      "cost_fraction": float(np.mean([r["cost_fraction"] for r in seeds.values()])),
-                      "selection_cost_fraction": float(np.mean([r["selection_cost_fraction"] for r in seeds.values()])),
-                      "trained": trained, "per_seed": {s: r["metric"] for s, r in sorted(seeds.items())}})
+    by_cell = {k: {r["seed"]: r for r in rows if (r["selector"], r["ratio"]) == k and r.get(key) is not None}
+               for k in keys}
+    paired = []
     for (selector, ratio), seeds in by_cell.items():
         for base in against:
             ref = by_cell.get((base, ratio))
@@ -161,61 +207,32 @@ def analyse(rows: list[dict], against=BASELINES) -> tuple[list[dict], list[dict]
             common = sorted(set(seeds) & set(ref))
             if not common:
                 continue
-            diffs = np.array([seeds[s]["metric"] - ref[s]["metric"] for s in common])
+            diffs = np.array([seeds[s][key] - ref[s][key] for s in common])
             mean, lo, hi = t_interval(diffs)
             paired.append({"selector": selector, "baseline": base, "ratio": ratio, "n": len(common),
                            "diff_mean": mean, "ci_low": lo, "ci_high": hi})
+    return paired
+
+
+def analyse(rows: list[dict], against=BASELINES) -> tuple[list[dict], list[dict], dict]:
+    """Cells, paired differences of every selector against each of `against`, and full data's convergence."""
+    cells = []
+    keys = sorted({(r["selector"], r["ratio"]) for r in rows})
+    by_cell = {k: {r["seed"]: r for r in rows if (r["selector"], r["ratio"]) == k} for k in keys}
+    for (selector, ratio), seeds in by_cell.items():
+        metrics = np.array([r["metric"] for r in seeds.values()])
+        trained = {t: float(np.mean([r["trained"][t] for r in seeds.values()]))
+                   for t in TRUTH if all(t in r["trained"] for r in seeds.values())}
+        tail_mean, tail_std = _mean_std([r.get("tail_recall") for r in seeds.values()])
+        cells.append({"selector": selector, "ratio": ratio, "n": len(seeds), "metric_mean": float(metrics.mean()),
+                      "metric_std": float(metrics.std(ddof=1)) if len(metrics) > 1 else 0.0,
+                      "cost_fraction": float(np.mean([r["cost_fraction"] for r in seeds.values()])),
+                      "selection_cost_fraction": float(np.mean([r["selection_cost_fraction"] for r in seeds.values()])),
+                      "trained": trained, "per_seed": {s: r["metric"] for s, r in sorted(seeds.items())},
+                      "tail_recall_mean": tail_mean, "tail_recall_std": tail_std,
+                      "forced_share": _mean_std([r.get("forced_share") for r in seeds.values()])[0]})
     convergence = {r["seed"]: r["last_vals"] for r in rows if r["selector"] == "full"}
-    return cells, paired, convergence
-
-
-def tables(cells: list[dict], paired: list[dict], ratios: list[float], against=BASELINES) -> str:
-    pct = lambda x: f"{100 * x:5.1f}"  # noqa: E731
-    cell = {(c["selector"], c["ratio"]): c for c in cells}
-    selectors = sorted({c["selector"] for c in cells if c["selector"] != "full"})
-    w = max([15, *map(len, selectors)])  # the name column fits merged variants' names
-    v = max([15, *map(len, against)])
-    out = ["Final val metric (%), mean +- std over seeds  [realised cost fraction]",
-           f"{'selector':{w}s}" + "".join(f"{'ratio ' + str(r):>24s}" for r in ratios) + f"{'full':>24s}"]
-    full = cell.get(("full", 1.0))
-    full_txt = f"{pct(full['metric_mean'])} +- {100 * full['metric_std']:4.1f} [{full['cost_fraction']:.2f}]" if full else "-"
-    for s in selectors:
-        parts = []
-        for r in ratios:
-            c = cell.get((s, r))
-            parts.append(f"{pct(c['metric_mean'])} +- {100 * c['metric_std']:4.1f} [{c['cost_fraction']:.2f}]"
-                         if c else "-")
-        out.append(f"{s:{w}s}" + "".join(f"{p:>24s}" for p in parts) + f"{'':>24s}")
-    if full:
-        out.append(f"{'full':{w}s}" + "".join(f"{'':>24s}" for _ in ratios) + f"{full_txt:>24s}")
-    ns = sorted({c["n"] for c in cells})
-    out.append(f"(seeds per cell: {', '.join(map(str, ns))}; selection-epoch kept fraction: "
-               + ", ".join(f"{s}@{c['ratio']}={c['selection_cost_fraction']:.3f}" for (s, _), c in sorted(cell.items())
-                           if s != "full" and abs(c["selection_cost_fraction"] - c["ratio"]) > 0.005) + ")"
-               if any(abs(c["selection_cost_fraction"] - c["ratio"]) > 0.005 for c in cells if c["selector"] != "full")
-               else f"(seeds per cell: {', '.join(map(str, ns))}; every selector kept exactly its ratio in selection epochs)")
-    out += ["", "Paired difference (pt) vs baseline at the same ratio: mean [95% t-interval over seeds]",
-            f"{'selector':{w}s} {'vs':{v}s}" + "".join(f"{'ratio ' + str(r):>22s}" for r in ratios)]
-    pair = {(p["selector"], p["baseline"], p["ratio"]): p for p in paired}
-    for s in selectors:
-        for b in against:
-            if s == b:
-                continue
-            parts = []
-            for r in ratios:
-                p = pair.get((s, b, r))
-                parts.append(f"{100 * p['diff_mean']:+5.1f} [{100 * p['ci_low']:+5.1f},{100 * p['ci_high']:+5.1f}]"
-                             if p else "-")
-            if any(x != "-" for x in parts):
-                out.append(f"{s:{w}s} {b:{v}s}" + "".join(f"{x:>22s}" for x in parts))
-    truth = sorted({t for c in cells for t in c["trained"]})
-    if truth:
-        out += ["", "Share of each ground-truth group trained on per selection epoch (random: = ratio)",
-                f"{'selector':{w}s}" + "".join(f"{t + ' @' + str(r):>19s}" for r in ratios for t in truth)]
-        for s in selectors:
-            vals = [cell[(s, r)]["trained"].get(t) if (s, r) in cell else None for r in ratios for t in truth]
-            out.append(f"{s:{w}s}" + "".join(f"{v:19.3f}" if v is not None else f"{'-':>19s}" for v in vals))
-    return "\n".join(out)
+    return cells, paired_diffs(rows, against), convergence
 
 
 def plot(cells: list[dict], title: str):
@@ -257,23 +274,26 @@ def merge(specs: list[str], json_path: str | None, against=BASELINES) -> None:
         sources.append({"json": name, "renamed": rename, "command": result.get("command"), "date": result.get("date"),
                         "parent_run_id": result.get("parent_run_id")})
     cells, paired, convergence = analyse(rows, against)
+    paired_tail = paired_diffs(rows, against, "tail_recall")
     ratios = sorted({r["ratio"] for r in rows if r["selector"] != "full"})
     seeds = sorted({r["seed"] for r in rows})
-    text = tables(cells, paired, ratios, against)
+    text = tables(cells, paired, ratios, against, paired_tail)
     print(f"quality: {len(rows)} trials pooled from {len(sources)} runs, seeds {seeds}\n{text}")
     if json_path:
         Path(json_path).write_text(json.dumps({"merged_from": sources, "seeds": seeds, "ratios": ratios,
                                                "command": " ".join(sys.argv), "trials_finished": len(rows),
-                                               "cells": cells, "paired": paired, "full_convergence": convergence,
-                                               "rows": rows}, indent=1))
+                                               "cells": cells, "paired": paired, "paired_tail_recall": paired_tail,
+                                               "full_convergence": convergence, "rows": rows}, indent=1))
         print(f"[quality] JSON: {json_path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=sorted(DATA), default="a", help="a shapes, b digits+noise, c mixture")
+    parser.add_argument("--data", choices=sorted(DATA), default="a",
+                        help="tuning sets: a shapes, b digits+noise, c mixture; held out (never tune on them): "
+                             "d long-tailed shapes from JPEG files (imagefolder), e long-tailed textures")
     parser.add_argument("--task", choices=["classification", *TASKS], default="classification")
-    parser.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7], help="kept ratios, e.g. 0.1 0.2")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=None, help="default: per data set (see DATA)")
     parser.add_argument("--selectors", nargs="+", default=DEFAULT_SELECTORS, choices=ALL_SELECTORS)
@@ -322,8 +342,11 @@ def main() -> None:
 
     rows = collect(uri, parent_id)
     cells, paired, convergence = analyse(rows, args.against)
-    text = tables(cells, paired, args.ratios, args.against)
-    title = f"quality: {args.task} data {args.data}, {len(args.seeds)} seeds"
+    paired_tail = paired_diffs(rows, args.against, "tail_recall")
+    text = tables(cells, paired, args.ratios, args.against, paired_tail)
+    held_out = args.task == "classification" and args.data in HELD_OUT
+    title = (f"quality: {args.task} data {args.data}{' (held out)' if held_out else ''}, "
+             f"{len(args.seeds)} seeds")
     print(f"\n{title}  ({len(rows)}/{n_trials} trials finished, {wall / 60:.1f} min)\n{text}")
     print("full data, val metric of the last 3 epochs per seed (convergence): "
           + "; ".join(f"{s}: {', '.join(f'{100 * v:.1f}' for v in vals)}" for s, vals in sorted(convergence.items())))
@@ -332,7 +355,8 @@ def main() -> None:
               f"({platform.processor() or platform.machine()}), device {args.device}",
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent_run_id": parent_id,
               "tracking_uri": uri, "wall_s": wall, "trials_finished": len(rows), "trials": n_trials,
-              "cells": cells, "paired": paired, "full_convergence": convergence, "rows": rows}
+              "held_out": held_out, "cells": cells, "paired": paired, "paired_tail_recall": paired_tail,
+              "full_convergence": convergence, "rows": rows}
 
     from mlflow.tracking import MlflowClient
 

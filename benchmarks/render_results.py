@@ -9,9 +9,12 @@ It measures nothing. tests/benchmarks/test_results_page.py fails when a committe
     .venv/bin/python benchmarks/render_results.py            # rewrite docs/results.md and the README table
     .venv/bin/python benchmarks/render_results.py --check    # exit 1 if either is out of date
 
-A results file: {script, title, summary, machine, tables: [{title, command, note, columns, rows}], notes}.
+A results file: {script, title, summary, machine, tables: [{title, command, note, columns, rows, held_out}],
+notes}. A table with "held_out": true holds figures of a held-out set (benchmarks/quality.py's (d), (e)):
+its title says so and links the protocol (docs/guides/benchmarks.md).
 A table cell is a string, or {"mean": m, "std": s} (printed "m ± s"), or {"diff": d, "ci": [lo, hi]}
-(a paired difference with its 95% interval, bold where the interval excludes zero, "tie" where not).
+(a paired difference with its 95% interval, bold where the interval excludes zero, "tie" where not),
+or null (not measured, e.g. the forced share of a run from before it was logged: "–").
 Numbers print as written in the JSON.
 """
 from __future__ import annotations
@@ -37,7 +40,11 @@ it. Timings are ratios against a baseline measured in the same run; an absolute 
 for the machine named. This page is generated: edit `benchmarks/results/<script>.json`, then run
 `python benchmarks/render_results.py` (the test suite fails when the page and the files disagree).
 Earlier figures and how they were reached are in the git history of `benchmarks/RESULTS.md`.
+Quality: every default is chosen on the tuning sets (a)-(c) and reported on the held-out sets (d), (e);
+the protocol is in the [benchmarks guide](guides/benchmarks.md).
 """
+HELD_OUT_NOTE = ("Held out: no default was chosen on this set ([protocol](guides/benchmarks.md)). A change tuned on "
+                 "it moves it into the tuning group.")
 
 
 def number(x: float | int, sign: bool = False) -> str:
@@ -47,6 +54,8 @@ def number(x: float | int, sign: bool = False) -> str:
 
 
 def cell(value) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
@@ -72,7 +81,9 @@ def table(spec: dict) -> str:
 def section(result: dict) -> str:
     parts = [f"## {result['title']} (`{result['script']}`)", result["summary"], f"**Machine:** {result['machine']}"]
     for spec in result["tables"]:
-        parts.append(f"### {spec['title']}")
+        parts.append(f"### {spec['title']}" + (" (held out)" if spec.get("held_out") else ""))
+        if spec.get("held_out"):
+            parts.append(HELD_OUT_NOTE)
         if spec.get("command"):
             parts.append("```bash\n" + spec["command"] + "\n```")
         if spec.get("note"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 MODELS = {"classification": ("small_cnn", "resnet18", "resnet34", "resnet50"),
           "detection": ("yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x"),
           "segmentation": ("upernet",)}
-DATASETS = {"classification": ("shapes", "mixture", "digits", "cifar10", "cifar100", "imagefolder"),
+DATASETS = {"classification": ("shapes", "mixture", "digits", "textures", "cifar10", "cifar100", "imagefolder"),
             "detection": ("synthetic_det", "yolo"),
             "segmentation": ("synthetic_seg", "ade20k")}
 TASKS = tuple(MODELS)

@@ -10,7 +10,7 @@ from raydata_agent.config.names import STANDARD_RECIPE, WEIGHT_TAKERS
 from raydata_agent.config.selection import SELECTOR_KNOBS
 
 _SEGMENTATION = lambda c: c.task.name == "segmentation"  # noqa: E731
-_GENERATED = ("shapes", "synthetic_det", "synthetic_seg")
+_GENERATED = ("shapes", "textures", "synthetic_det", "synthetic_seg")
 
 
 def _selector_is(name: str) -> Callable[[Any], bool]:
@@ -25,7 +25,9 @@ APPLIES: dict[str, Callable[[Any], bool]] = {
     "data.num_samples": lambda c: c.data.name in _GENERATED,
     "data.val_samples": lambda c: c.data.name in _GENERATED,
     "data.image_size": lambda c: c.task.name != "classification" or c.data.name == "imagefolder",
-    "data.label_noise": lambda c: c.data.name in ("shapes", "digits"),
+    "data.label_noise": lambda c: c.data.name in ("shapes", "digits", "textures"),
+    "data.noise_kind": lambda c: c.data.label_noise > 0,
+    "data.imbalance": lambda c: c.data.name in ("shapes", "textures"),
     "data.augment": lambda c: c.task.name == "detection" or c.data.augment is not None
     or c.data.name in STANDARD_RECIPE,
     "data.normalize": lambda c: c.task.name == "classification" and (

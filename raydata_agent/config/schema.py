@@ -90,6 +90,9 @@ def check_cross_keys(cfg: Config) -> None:
     """Rules that one key's type cannot say: a value allowed only with another key's value."""
     _check_choice("task.model", cfg.task.model, MODELS[cfg.task.name])
     _check_choice("data.name", cfg.data.name, DATASETS[cfg.task.name])
+    if cfg.data.imbalance > 1 and cfg.data.name not in ("shapes", "textures"):
+        raise ConfigError(f"data.imbalance={cfg.data.imbalance} draws a long-tailed generated set: "
+                          f"data.name must be shapes or textures (got {cfg.data.name})")
     if cfg.data.pipeline == "ray_data" and cfg.task.name != "classification":
         raise ConfigError(f"data.pipeline=ray_data streams classification sets; task.name={cfg.task.name} "
                           f"keeps its own data path (data.pipeline=in_memory)")

@@ -33,19 +33,24 @@ class TaskConfig(Section):
 class DataConfig(Section):
     dotted = "data"
     name: str = Field("shapes", description=(
-        "classification: shapes | mixture | digits | cifar10 | cifar100 | imagefolder; detection: "
+        "classification: shapes | mixture | digits | textures | cifar10 | cifar100 | imagefolder; detection: "
         "synthetic_det | yolo; segmentation: synthetic_seg | ade20k (unset in a config: the task's first)"))
     path: str | None = Field(None, description=(
         "cifar10/cifar100/imagefolder/ade20k: root folder; yolo: data set YAML; synthetic_det/synthetic_seg: "
         "where the generated set goes (default ./data_cache)"))
-    num_samples: Int = Field(3000, ge=1, description="shapes, mixture, synthetic_det, synthetic_seg: "
+    num_samples: Int = Field(3000, ge=1, description="shapes, mixture, textures, synthetic_det, synthetic_seg: "
                                                      "training images generated")
-    val_samples: Int = Field(600, ge=1, description="shapes, mixture, synthetic_det, synthetic_seg: "
+    val_samples: Int = Field(600, ge=1, description="shapes, mixture, textures, synthetic_det, synthetic_seg: "
                                                     "validation images generated")
     image_size: Int = Field(32, ge=1, description="segmentation: images are resized (shorter side) and "
                                                   "centre-cropped to this")
     label_noise: Float = Field(0.0, ge=0.0, lt=1.0, description=(
-        "fraction of training labels flipped (shapes, mixture, digits, cifar); is_noisy in the pool"))
+        "fraction of training labels flipped (shapes, mixture, digits, textures, cifar); is_noisy in the pool"))
+    noise_kind: Literal["symmetric", "pair"] = Field("symmetric", description=(
+        "label_noise: symmetric (a uniform other class) or pair (class c -> c+1 mod C, asymmetric)"))
+    imbalance: Float = Field(1.0, ge=1.0, le=1000.0, description=(
+        "shapes, textures: largest / smallest training class, exponential long-tail profile (1: balanced); "
+        "the validation split stays balanced. The rarest 30% of classes are is_tail in the pool"))
     augment: Bool | None = Field(None, description=(
         "training augmentation; unset: the data set's standard (data/recipes.py). Classification: crop + flip "
         "(cifar), RandomResizedCrop + flip (imagefolder), on for those, off for generated sets and digits. "

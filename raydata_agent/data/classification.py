@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from raydata_agent.config import DataConfig
-from raydata_agent.data.files import DataError, printable_path, unreadable_image
+from raydata_agent.data.files import TRUTH_FILE, DataError, printable_path, unreadable_image
 from raydata_agent.data.recipes import wants
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,10 @@ def _read_image(path: str, size: int) -> torch.Tensor:
     return torch.from_numpy(arr).float().div_(255.0)
 
 
-def _flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Replace a fraction of labels by a different random class (symmetric label noise).
+def _flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int,
+                 kind: str = "symmetric") -> tuple[np.ndarray, np.ndarray]:
+    """Replace a fraction of labels by another class: a uniform other class (symmetric noise), or
+    the class's fixed partner c+1 mod C (class-pair, asymmetric noise: Patrini et al. 2017).
 
     Returns (labels, flipped mask): the mask is the `is_noisy` ground truth."""
     if fraction <= 0:
@@ -101,16 +103,35 @@ def _flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: in
     rng = np.random.default_rng(seed + 1)
     labels = labels.copy()
     flip = rng.random(len(labels)) < fraction
-    labels[flip] = (labels[flip] + rng.integers(1, num_classes, flip.sum())) % num_classes
+    shift = rng.integers(1, num_classes, flip.sum()) if kind == "symmetric" else 1
+    labels[flip] = (labels[flip] + shift) % num_classes
     return labels, flip
+
+
+def _train_labels(cfg: DataConfig, num_classes: int) -> np.ndarray | None:
+    """A long-tailed label list when data.imbalance > 1 (data/longtail.py), else None (balanced)."""
+    if cfg.imbalance <= 1:
+        return None
+    from raydata_agent.data.longtail import long_tail_counts, long_tail_labels
+
+    counts = long_tail_counts(cfg.num_samples, num_classes, cfg.imbalance)
+    return long_tail_labels(counts, np.random.default_rng([cfg.seed, 7]))
 
 
 def _shapes(cfg: DataConfig):
     from raydata_agent.data.shapes import SHAPES, make_shapes
 
-    x_tr, y_tr = make_shapes(cfg.num_samples, cfg.image_size, seed=cfg.seed)
+    x_tr, y_tr = make_shapes(cfg.num_samples, cfg.image_size, seed=cfg.seed, labels=_train_labels(cfg, len(SHAPES)))
     x_va, y_va = make_shapes(cfg.val_samples, cfg.image_size, seed=cfg.seed + 10_000)
     return x_tr, y_tr, x_va, y_va, len(SHAPES)
+
+
+def _textures(cfg: DataConfig):
+    from raydata_agent.data.textures import CLASSES, make_textures
+
+    x_tr, y_tr = make_textures(cfg.num_samples, cfg.image_size, seed=cfg.seed, labels=_train_labels(cfg, CLASSES))
+    x_va, y_va = make_textures(cfg.val_samples, cfg.image_size, seed=cfg.seed + 10_000)
+    return x_tr, y_tr, x_va, y_va, CLASSES
 
 
 def _mixture(cfg: DataConfig):
@@ -203,18 +224,43 @@ def _image_folder(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
                                if skipped else ""))
         splits.append(ImageData(np.asarray(labels, np.int64), files=files, image_size=cfg.image_size,
                                 skipped=skipped, decode_threads=cfg.decode_threads,
+                                truth=_folder_truth(root, files) if split == "train" else None,
                                 augment="resized_crop_flip" if split == "train" and wants(cfg.augment, cfg.name) else None))
     return splits[0], splits[1], len(classes)
+
+
+def _folder_truth(root: Path, files: list[str]) -> dict[str, np.ndarray] | None:
+    """Ground truth of a generated folder (`root/truth.csv`: file, is_noisy, is_tail, ... per training
+    image, written by data/jpeg_folder.py), for the pool's columns; None when there is none."""
+    import csv
+
+    path = root / TRUTH_FILE
+    if not path.is_file():
+        return None
+    with path.open(newline="") as f:
+        table = {row.pop("file"): row for row in csv.DictReader(f)}
+    missing = [f for f in files if os.path.relpath(f, root) not in table]
+    if missing:
+        raise DataError(f"{printable_path(path)} has no row for {len(missing)} training images, e.g. "
+                        f"{printable_path(missing[0])}")
+    rows = [table[os.path.relpath(f, root)] for f in files]
+    return {name: np.array([r[name] == "1" for r in rows], bool) for name in (rows[0] if rows else {})}
 
 
 def load_dataset(cfg: DataConfig) -> tuple[ImageData, ImageData, int]:
     """(train, val, num_classes) for the configured data set."""
     if cfg.name == "imagefolder":
         return _image_folder(cfg)
-    reader = {"shapes": _shapes, "mixture": _mixture, "digits": _digits, "cifar10": _cifar, "cifar100": _cifar}[cfg.name]
+    reader = {"shapes": _shapes, "mixture": _mixture, "digits": _digits, "textures": _textures, "cifar10": _cifar,
+              "cifar100": _cifar}[cfg.name]
     x_tr, y_tr, x_va, y_va, num_classes, *extra = reader(cfg)
     truth = dict(extra[0]) if extra else {}
-    y_tr, flipped = _flip_labels(np.asarray(y_tr, np.int64), cfg.label_noise, num_classes, cfg.seed)
+    y_tr = np.asarray(y_tr, np.int64)
+    if cfg.imbalance > 1:  # long-tailed: mark the samples of the rarest classes (by their true label)
+        from raydata_agent.data.longtail import tail_classes
+
+        truth["is_tail"] = np.isin(y_tr, tail_classes(np.bincount(y_tr, minlength=num_classes)))
+    y_tr, flipped = _flip_labels(y_tr, cfg.label_noise, num_classes, cfg.seed, cfg.noise_kind)
     if cfg.label_noise > 0 or cfg.name == "mixture":
         truth["is_noisy"] = flipped
     train = ImageData(y_tr, images=x_tr, image_size=x_tr.shape[-1], channels=x_tr.shape[1], truth=truth or None,

@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 
+TRUTH_FILE = "truth.csv"  # a generated folder's ground truth: file (relative to the root), then 0/1 per group
+
+
 class DataError(ValueError):
     """Bad input data: the message names the file or row."""
 

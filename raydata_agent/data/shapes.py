@@ -40,12 +40,16 @@ def _mask(kind: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
     raise ValueError(kind)
 
 
-def make_shapes(num: int, size: int = 32, seed: int = 0, noise: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images uint8 [N, 3, size, size], labels int64 [N]), classes balanced."""
+def make_shapes(num: int, size: int = 32, seed: int = 0, noise: float = 0.25,
+                labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images uint8 [N, 3, size, size], labels int64 [N]), classes balanced unless `labels`
+    are given (a long-tailed profile, data/longtail.py)."""
     rng = np.random.default_rng(seed)
-    labels = np.arange(num) % len(SHAPES)
-    rng.shuffle(labels)
-    images = np.empty((num, 3, size, size), np.uint8)
+    if labels is None:
+        labels = np.arange(num) % len(SHAPES)
+        rng.shuffle(labels)
+    labels = np.asarray(labels, np.int64)
+    images = np.empty((len(labels), 3, size, size), np.uint8)
     for i, label in enumerate(labels):
         bg = rng.uniform(0.0, 0.5, 3)[:, None, None]
         img = np.broadcast_to(bg, (3, size, size)).copy()

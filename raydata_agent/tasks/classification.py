@@ -1,12 +1,14 @@
 """Image classification: torchvision ResNets (random init) or a small CNN for CPU runs."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from raydata_agent.config import Config
 from raydata_agent.data.classification import ImageData, load_dataset
+from raydata_agent.data.longtail import tail_classes
 from raydata_agent.data.recipes import Normalize, channel_stats, wants
 from raydata_agent.tasks.base import TaskOutput
 
@@ -68,6 +70,7 @@ class ClassificationTask:
         self.channel_stats: tuple[list[float], list[float]] | None = None
         self.num_classes: int | None = None
         self.in_channels: int | None = None
+        self.train_counts: list[int] | None = None  # training labels per class: which classes are the tail
 
     @property
     def class_names(self) -> list[str] | None:
@@ -81,6 +84,7 @@ class ClassificationTask:
     def load_data(self) -> tuple[ImageData, ImageData]:
         train, val, self.num_classes = load_dataset(self.data_cfg)
         self.in_channels = train.channels
+        self.train_counts = np.bincount(train.labels, minlength=self.num_classes).tolist()
         if wants(self.data_cfg.normalize, self.data_cfg.name):
             self.channel_stats = channel_stats(train)  # a file that fails to decode here is skipped at load
         self.skipped = train.skipped + val.skipped  # unreadable files dropped at load; the runner logs them
@@ -89,11 +93,13 @@ class ClassificationTask:
     def data_info(self) -> dict:
         """What the model is built from (read from the training set at load): a worker on the streaming
         path gets this instead of loading the set itself."""
-        return {"num_classes": self.num_classes, "in_channels": self.in_channels, "channel_stats": self.channel_stats}
+        return {"num_classes": self.num_classes, "in_channels": self.in_channels, "channel_stats": self.channel_stats,
+                "train_counts": self.train_counts}
 
     def use_data_info(self, info: dict) -> None:
         self.num_classes, self.in_channels, self.channel_stats = (info["num_classes"], info["in_channels"],
                                                                   info["channel_stats"])
+        self.train_counts = info.get("train_counts")
 
     def build_model(self) -> Classifier:
         if self.cfg.model == "small_cnn":
@@ -120,15 +126,28 @@ class ClassificationTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data, device, batch_size: int = 512) -> dict[str, float]:
+        """Accuracy and loss; on a long-tailed training set also `val_tail_recall`, the mean recall of
+        its rarest classes (data/longtail.py), since accuracy alone hides a starved tail."""
         model.eval()
-        correct, total, loss_sum = 0, 0, 0.0
+        loss_sum, preds = 0.0, []
         for start in range(0, len(data), batch_size):
             ids = range(start, min(start + batch_size, len(data)))
             x, y = data.batch(list(ids))
             x, y = x.to(device), y.to(device)
             logits, _ = model(x)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(-1) == y).sum().item()
-            total += len(y)
+            preds.append(logits.argmax(-1).cpu())
         model.train()
-        return {"accuracy": correct / total, "val_loss": loss_sum / total}
+        pred, labels = torch.cat(preds).numpy(), np.asarray(data.labels)
+        out = {"accuracy": float((pred == labels).mean()), "val_loss": loss_sum / len(labels)}
+        tail = tail_classes(self.train_counts) if self.train_counts is not None else None
+        if tail is not None:
+            out["val_tail_recall"] = tail_recall(pred, labels, tail)
+        return out
+
+
+def tail_recall(pred: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
+    """Mean over `classes` of each class's recall (share of its samples predicted as it); a class
+    with no sample here is left out of the mean."""
+    recalls = [float((pred[labels == c] == c).mean()) for c in classes if (labels == c).any()]
+    return float(np.mean(recalls)) if recalls else float("nan")

@@ -31,7 +31,7 @@ def test_paired_interval_table_and_ground_truth_shares():
     assert pair["n"] == 3 and pair["diff_mean"] == pytest.approx(diffs.mean())
     assert (pair["ci_low"], pair["ci_high"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
     assert not any(p["selector"] == "full" for p in paired) and set(convergence) == {0, 1, 2}
-    text = quality.tables(cells, paired, [0.5])
+    text = quality.tables(cells, paired, [0.5], quality.BASELINES)
     assert "data_agent" in text and "+3.0 [" in text and "is_noisy @0.5" in text and "0.400" in text
     assert "kept exactly its ratio" in text
 
@@ -70,3 +70,52 @@ def test_merge_pools_seeds_of_two_runs_and_refuses_a_trial_twice(tmp_path, capsy
     (tmp_path / "old.json").write_text(json.dumps({"parent_run_id": "abc", "tracking_uri": "sqlite:///x"}))
     with pytest.raises(SystemExit, match="no 'rows'.*--analyse abc"):
         quality.merge([str(tmp_path / "old.json")], None)
+
+
+def test_tail_recall_and_forced_share_at_low_ratios_and_merge_with_older_rows(tmp_path, capsys):
+    import json
+
+    def new(selector, ratio, seed, metric, tail, forced):
+        return {**row(selector, ratio, seed, metric), "tail_recall": tail, "forced_share": forced}
+
+    rows = ([new("data_agent", r, s, 0.80 + s / 100, 0.50 + s / 100, 0.1) for r in (0.1, 0.2) for s in range(3)]
+            + [new("cyclic", r, s, 0.78, 0.40, 0.0) for r in (0.1, 0.2) for s in range(3)]
+            + [new("full", 1.0, s, 0.85, 0.60, None) for s in range(3)])
+    cells, paired, _ = quality.analyse(rows, against=["cyclic"])
+    agent = next(c for c in cells if (c["selector"], c["ratio"]) == ("data_agent", 0.1))
+    assert agent["tail_recall_mean"] == pytest.approx(0.51) and agent["tail_recall_std"] == pytest.approx(0.01)
+    assert agent["forced_share"] == pytest.approx(0.1)
+    tail = quality.paired_diffs(rows, ["cyclic"], "tail_recall")
+    pair = next(p for p in tail if (p["selector"], p["ratio"]) == ("data_agent", 0.2))
+    assert pair["n"] == 3 and pair["diff_mean"] == pytest.approx(0.11)
+    assert next(p for p in paired if p["ratio"] == 0.2)["diff_mean"] == pytest.approx(0.03)
+    text = quality.tables(cells, paired, [0.1, 0.2], ["cyclic"], tail)
+    assert "ratio 0.1" in text and "ratio 0.2" in text and "Tail recall" in text and " 51.0 +-  1.0" in text
+    assert "+11.0 [" in text and "forced by staleness" in text and "0.100" in text
+    # older JSON: rows without tail recall or forced share pool with new ones; a cell missing them shows "-"
+    (tmp_path / "old.json").write_text(json.dumps({"rows": [row("data_agent", 0.1, s, 0.8) for s in (3, 4)]}))
+    (tmp_path / "new.json").write_text(json.dumps({"rows": rows}))
+    quality.merge([str(tmp_path / "old.json"), str(tmp_path / "new.json")], str(tmp_path / "m.json"), ["cyclic"])
+    merged = json.loads((tmp_path / "m.json").read_text())
+    agent = next(c for c in merged["cells"] if (c["selector"], c["ratio"]) == ("data_agent", 0.1))
+    assert agent["n"] == 5 and agent["forced_share"] is None and agent["tail_recall_mean"] is None
+    assert next(p for p in merged["paired_tail_recall"] if p["ratio"] == 0.1)["n"] == 3  # seeds holding it
+    assert "forced by staleness" in capsys.readouterr().out
+
+
+def test_held_out_sets_are_long_tailed_noisy_and_valid_configs():
+    from raydata_agent.config import from_dict
+
+    assert "cyclic" in quality.ALL_SELECTORS and set(quality.HELD_OUT) == {"d", "e"}
+    assert not set(quality.HELD_OUT) & {"a", "b", "c"}
+    specs = {"d": {f"data.{k}": v for k, v in quality.GENERATED["d"].items()}, "e": quality.DATA["e"]}
+    for spec in specs.values():
+        assert 10 <= spec["data.imbalance"] <= 100 and spec["data.label_noise"] > 0
+    assert {specs["d"]["data.noise_kind"], specs["e"]["data.noise_kind"]} == {"symmetric", "pair"}
+    assert quality.DATA["d"]["data.name"] == "imagefolder" and "data.augment" not in quality.DATA["d"]  # standard recipe
+    for flat in (quality.DATA["d"], quality.DATA["e"]):
+        raw = {}
+        for key, value in flat.items():
+            section, name = key.split(".")
+            raw.setdefault(section, {})[name] = value
+        from_dict(raw)
