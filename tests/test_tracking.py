@@ -27,7 +27,7 @@ def test_params_are_those_the_task_and_selector_read():
     assert "selection.infobatch.max_prune" in infobatch and "reward.variant" not in infobatch
     seg = load_config(None, ["task.name=segmentation"]).run_params()
     assert "task.depth" in seg and "data.reduce_zero_label" in seg and "data.label_noise" not in seg
-    assert len(greedy) <= 40 < len(load_config(None, []).flat())  # 40 with train.checkpoints_to_keep
+    assert len(greedy) <= 42 < len(load_config(None, []).flat())  # 42 with max_forced_share, data.imbalance
 
 
 def test_run_names_and_ui_urls():

@@ -42,6 +42,7 @@ APPLIES: dict[str, Callable[[Any], bool]] = {
     "selection.sampling": lambda c: c.selection.selector in WEIGHT_TAKERS,
     "selection.temperature": lambda c: c.selection.selector in WEIGHT_TAKERS and c.selection.sampling == "proportional",
     "selection.max_staleness": lambda c: c.selection.selector in WEIGHT_TAKERS and c.selection.sampling == "topk",
+    "selection.max_forced_share": lambda c: c.selection.selector in WEIGHT_TAKERS and c.selection.sampling == "topk",
     **{f"selection.{name}.{key}": _selector_is(name)  # each selector's knobs: that selector's runs only
        for name, knobs in SELECTOR_KNOBS.items() if knobs is not None for key in knobs.model_fields},
     "reward.variant": lambda c: c.selection.selector in ("data_agent", "greedy"),
