@@ -38,24 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
 
-from raydata_agent.config import RENAMED, Config, ConfigError, Section, apply_overrides, did_you_mean, load_dict
-from raydata_agent.config.fields import Bool, Float, Int
+from raydata_agent.config import RENAMED, Config, ConfigError, apply_overrides, did_you_mean, load_dict
+from raydata_agent.config.sweep import SweepConfig
 
-
-class SweepConfig(Section):
-    """The `sweep:` section, checked like the run config: unknown keys and wrong types named."""
-
-    dotted = "sweep"
-    grid: dict[str, Any] = Field(default_factory=dict, description="dotted config keys -> values; the trials "
-                                                                   "are the product")
-    full_baseline: Bool = Field(True, description="plus one selector=full run per seed, the reference line")
-    metric: str = Field("val_metric", description="what ASHA and the summary rank by (higher is better)")
-    asha: Bool = Field(False, description="early-stop weak trials on `metric`, at equal compute")
-    grace_period: Float | None = Field(None, gt=0.0, description=(
-        "ASHA: full-data epochs of compute before a trial can be stopped; None: train.epochs / 2"))
-    max_concurrent_trials: Int | None = Field(None, description="None: as many as the cluster's CPUs/GPUs fit")
 
 # ASHA's clock: compute spent, in full-data epochs (the score store's per-epoch row)
 ASHA_TIME_ATTR = "cumulative_cost_epochs"

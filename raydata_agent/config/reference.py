@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from raydata_agent.config.agent import AGENT_PRESETS
 from raydata_agent.config.errors import bounds, choices, type_name
 from raydata_agent.config.schema import Config
+from raydata_agent.config.sweep import SweepConfig
 
 COMMAND = "python -m raydata_agent.config.reference > docs/reference/config.md"
 
@@ -39,6 +40,8 @@ def render() -> str:
     ]
     for name, field in Config.model_fields.items():
         lines += _section(name, field.annotation, field.description)
+    lines += _section("sweep", SweepConfig, "A `raydata-agent tune` file's own section: the grid of trials and how "
+                      "the sweep runs ([Sweeps](../guides/sweeps.md)). A run config has none.")
     lines += ["## Agent presets", "",
               "`agent.preset` fills each of these keys that a config leaves unset.", "",
               "| key | " + " | ".join(AGENT_PRESETS) + " |", "|---|" + "---|" * len(AGENT_PRESETS)]
@@ -55,7 +58,7 @@ def _section(dotted: str, model: type[BaseModel], description: str | None) -> li
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             nested.append((f"{dotted}.{key}", field.annotation, field.description))
             continue
-        lines.append(f"| `{dotted}.{key}` | {_type(field.annotation)} | {_default(field.default)} | "
+        lines.append(f"| `{dotted}.{key}` | {_type(field.annotation)} | {_default(field.get_default(call_default_factory=True))} | "
                      f"{_allowed(field)} | {_cell(field.description or '')} |")
     lines.append("")
     for args in nested:
@@ -64,6 +67,8 @@ def _section(dotted: str, model: type[BaseModel], description: str | None) -> li
 
 
 def _type(annotation) -> str:
+    if typing.get_origin(annotation) is dict:
+        return "mapping"
     values = choices(annotation)
     if values:
         base = type(values[0]).__name__
