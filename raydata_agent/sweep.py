@@ -161,6 +161,7 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
     from raydata_agent import report
     from raydata_agent.cluster import init_ray
     from raydata_agent.tracking import Tracker, source_tags, ui_url
+    from raydata_agent.progress import say
 
     raw, sweep = load_sweep(path, overrides)
     base = load_config_from(raw, [])  # paths and the tracking URI made absolute, here in the driver
@@ -175,10 +176,9 @@ def run_sweep(path: str | None, overrides: list[str]) -> tuple[str, str]:
                            tags={report.SWEEP_TAG: "parent", **source})
     scheduler = asha_scheduler(sweep, base.train.epochs) if sweep.asha else None
     concurrency = concurrent_trials(base, sweep.max_concurrent_trials)
-    print(f"[raydata-agent] sweep: {len(grid)} trials, {concurrency} at a time; MLflow parent run {parent.run_id}",
-          flush=True)
+    say(f"sweep: {len(grid)} trials, {concurrency} at a time; MLflow parent run {parent.run_id}")
     if url := ui_url(parent.uri, parent.experiment_id, parent.run_id):
-        print(f"[raydata-agent] follow it live: {url}", flush=True)
+        say(f"follow it live: {url}")
     tuner = tune.Tuner(
         # The trial itself only drives its TorchTrainer, which reserves the workers' CPUs/GPUs, so it
         # asks for no CPU (Tune needs some resource in a request: a little memory).
