@@ -63,9 +63,10 @@ class SelectionConfig(Section):
         "auto", description="auto: each selector's own (infobatch 1/(1-r), data_agent 1/ratio, else 1)")
     max_staleness: Int = Field(5, ge=1, description="topk: a sample unseen this many epochs is taken first, "
                                                     "so none starves")
-    max_forced_share: Float = Field(1.0, gt=0.0, le=1.0,
+    max_forced_share: Float = Field(0.5, gt=0.0, le=1.0,
                                     description="topk: stale samples take at most ceil(this * budget), oldest "
-                                                "first; the weights choose the rest (1: all stale jump the queue)")
+                                                "first; the weights choose the rest. Below 1 no sample starves; "
+                                                "1: every stale sample jumps the queue, ordered by weight (the old rule)")
     ucb: UCBConfig = Field(default_factory=UCBConfig, description="selector=ucb")
     eps_greedy: EpsGreedyConfig = Field(default_factory=EpsGreedyConfig, description="selector=eps_greedy")
     infobatch: InfoBatchConfig = Field(default_factory=InfoBatchConfig, description="selector=infobatch")
