@@ -82,10 +82,15 @@ def run(cfg: Config, progress: bool = True, callbacks: list | None = None,
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and cfg.tracking_uri.startswith(f"sqlite:///{Path.cwd()}"):
         say(f"WARNING: the MLflow store {cfg.tracking_uri} is inside this Ray job's temporary working dir, "
             f"which Ray deletes: set tracking.uri (a server, or an absolute sqlite path)")
-    # MLflow's client (about 1.5 s of imports) loads while Ray starts, which is mostly waiting on its processes.
-    threading.Thread(target=importlib.import_module, args=("mlflow.tracking",), daemon=True).start()
     task, train_data, val_data = preflight(cfg)  # config, tracking store, checkpoint, data: before Ray starts
+    # MLflow's client (about 1.5 s of imports) loads while Ray starts, which is mostly waiting on its processes.
+    # After preflight (an http store's check imports mlflow itself) and joined before this thread imports it:
+    # two threads importing mlflow at once can see it partly initialised ("partially initialized module
+    # 'mlflow' has no attribute 'version'", seen in a loaded walkthrough job).
+    mlflow_import = threading.Thread(target=importlib.import_module, args=("mlflow.tracking",), daemon=True)
+    mlflow_import.start()
     cluster.init_ray(cfg)
+    mlflow_import.join()
     missing = shortfall(worker_group_request(cfg), ray.cluster_resources())
     if missing:  # a cluster we joined may grow (an autoscaler); Ray Train waits for it
         say(f"waiting for the cluster to offer the {cfg.train.num_workers} training workers "

@@ -68,7 +68,14 @@ def ray_cluster():
     from raydata_agent.config import Config, RayConfig
     from raydata_agent.cluster import init_ray
 
-    init_ray(Config(ray=RayConfig(num_cpus=2)))
+    for attempt in range(2):  # Ray gives the raylet 30 s to register (fixed in node.py); a loaded 2-CPU
+        try:  # host can miss that, and then every integration test of the session would error: once more
+            init_ray(Config(ray=RayConfig(num_cpus=2)))
+            break
+        except Exception as err:
+            if attempt or "timed out during startup" not in str(err):
+                raise
+            ray.shutdown()
     yield
     ray.shutdown()
 

@@ -174,10 +174,13 @@ def test_interrupted_driver_marks_the_run_killed_and_resume_finishes_it(ray_clus
         stderr=subprocess.STDOUT, start_new_session=True, text=True)
     client = MlflowClient(uri)
     try:
-        run_id = None
+        run_id, lines = None, []
         for line in driver.stdout:  # the run id is in Ray Train's storage folder; epoch 1 in MLflow = committed
+            lines.append(line)
             if f"epoch 1/{epochs}" in line:
                 break
+        else:  # a driver that died at its start: say why now, not after the 300 s wait below
+            pytest.fail(f"the driver ended before epoch 1 (exit {driver.wait()}):\n{''.join(lines)[-3000:]}")
         deadline = time.time() + 300
         while time.time() < deadline and run_id is None:
             time.sleep(0.3)
