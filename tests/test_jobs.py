@@ -91,7 +91,12 @@ def test_walkthrough_runs_as_written(tmp_path):
                 os.killpg(shell.pid, sig)
             except ProcessLookupError:
                 break
-            time.sleep(5)
+            for _ in range(50):  # up to 5 s for the group to go, then the harder signal
+                time.sleep(0.1)
+                try:
+                    os.killpg(shell.pid, 0)
+                except ProcessLookupError:
+                    break
         # Everything this head started carries its temp dir on the command line; never `ray stop`,
         # which would also stop the test session's own cluster.
         subprocess.run(["pkill", "-f", ray_tmp], check=False)
