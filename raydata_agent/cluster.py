@@ -8,27 +8,16 @@ import ray
 
 from raydata_agent.config import Config
 from raydata_agent.errors import RunFailed
+from raydata_agent.local_cluster import LOCAL_TRAIN_ENV, running
 from raydata_agent.progress import say
 from raydata_agent.ray_logs import hide_known_ray_lines
 from raydata_agent.score_store import ScoreStore
 
 ACTOR_RESTARTS = 3  # a dead score store or agent comes back empty; the workers' restart restores it
 
-# Ray Train settings for a local cluster we start (ray/train/v2/_internal/constants.py, Ray 2.60), set in the
-# job's runtime env so its Train controllers inherit them; one the user exports wins (Ray Train passes the
-# driver's own value to its controller). A joined cluster keeps Ray's defaults.
-LOCAL_TRAIN_ENV = {
-    # The controller polls its workers every 2 s by default: a run waits up to that long for its workers to
-    # be seen running and again for the last epoch to be seen finished. 0.5 s costs a few RPCs a second.
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
-    # The PreemptionWatcher actor polls for node drains, which a single local node started here never gets:
-    # it is one more process to start with every run, and its start logs an error-level line (ray_logs.py).
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-}
-
-
 def init_ray(cfg: Config) -> None:
-    """Join the configured cluster (ray.address, else RAY_ADDRESS), or start a local one.
+    """Join the configured cluster (ray.address, else RAY_ADDRESS, else the head `raydata-agent up`
+    started on this machine, if it is up), or start a local one.
 
     Ray >= 2.59 turns token authentication on for local clusters and keeps the token in
     ~/.ray/auth_token; we leave that on. Remote clusters read RAY_AUTH_TOKEN / the token file.
@@ -41,6 +30,15 @@ def init_ray(cfg: Config) -> None:
     if ray.is_initialized():
         return hide_known_ray_lines()  # a cluster joined by the caller's own ray.init: its printer too
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if not address and (head := running()) is not None:
+        address = head["address"]
+        # `ray start` turned token auth on (its token is in ~/.ray); this process must use it too. RAY_AUTH_MODE
+        # alone is read once, at `import ray`: Ray's own helper sets it and refreshes that cached config.
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        say(f"joined the local Ray cluster that `raydata-agent up` started ({address}; `raydata-agent down` ends it)")
     # Ray Train's placement-group cleaner (an actor) finds "its" cluster's State API by looking for Ray on
     # the host; with two clusters there (a test cluster beside a job's) it fails with "Found multiple
     # active Ray instances", or picks the wrong one. Every process of the job gets the address instead.

@@ -16,7 +16,7 @@ KNOWN_RAY_LINES = [
     # restarts lose constructor arguments held in the object store); the watcher came with
     # ray-project/ray#63807, whose review asked whether it should start where nodes never drain.
     # It means nothing for our run: the watcher only observes node drains. A local cluster we start
-    # runs without it (cluster.LOCAL_TRAIN_ENV); this line is for joined clusters.
+    # runs without it (local_cluster.LOCAL_TRAIN_ENV); this line is for joined clusters.
     re.compile(r"Actor with class name: 'PreemptionWatcher' .*has constructor arguments in the object store"),
 ]
 

@@ -13,6 +13,9 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 # Every cluster this session starts (ray.init, a CLI run in a subprocess, Tune, `ray start`) keeps its
 # session folder here, not in the shared /tmp/ray: pytest_runtest_call below sees a new one appear. Short,
 # because Ray's unix sockets live under it (107 characters at most).
+# A head that `raydata-agent up` left running on this machine is not joined by the tests' runs (cluster.init_ray):
+# they look for its state in a home of their own.
+_OWN_HOME = os.environ["RAYDATA_AGENT_HOME"] = tempfile.mkdtemp(prefix="rda_home_")
 _OWN_RAY_TMPDIR = "RAY_TMPDIR" not in os.environ
 if _OWN_RAY_TMPDIR:
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rt", dir="/tmp")
@@ -54,6 +57,7 @@ def pytest_runtest_call(item):
 
 def pytest_sessionfinish(session):
     """This session's own Ray folder goes with it (unless the caller chose RAY_TMPDIR)."""
+    shutil.rmtree(_OWN_HOME, ignore_errors=True)
     if _OWN_RAY_TMPDIR:
         shutil.rmtree(RAY_TMPDIR, ignore_errors=True)
 

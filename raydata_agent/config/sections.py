@@ -122,7 +122,8 @@ class TrackingConfig(Section):
 
 class RayConfig(Section):
     dotted = "ray"
-    address: str | None = Field(None, description="None: RAY_ADDRESS if set, else a local cluster")
+    address: str | None = Field(None, description="None: RAY_ADDRESS if set, else the head `raydata-agent up` "
+                                                  "started, if up, else a new local cluster")
     num_cpus: Int | None = Field(None, description="for a local cluster")
     storage_path: str = Field("~/ray_results/raydata_agent", description=(
         "Ray Train checkpoints, pool snapshots, Tune's sweep state. Absolute by default: a job runs in a "
