@@ -24,7 +24,8 @@ so each cell's realised cost is the same across selectors; the table prints it s
     .venv/bin/python benchmarks/quality.py --data a                 # shapes: agent + 3 baselines x 3 ratios x 5 seeds (~50 min on 2 CPUs)
     .venv/bin/python benchmarks/quality.py --data b --selectors data_agent greedy random_dynamic infobatch lead
     .venv/bin/python benchmarks/quality.py --data c --seeds 0 1 2 --epochs 10 --json /tmp/quality_c.json
-    .venv/bin/python benchmarks/quality.py --task detection --ratios 0.5 --seeds 0 1 --epochs 4
+    .venv/bin/python benchmarks/quality.py --task detection --variant noisy --ratios 0.5 0.7 0.9 --seeds 0 1 2
+    .venv/bin/python benchmarks/quality.py --task segmentation --variant clean --ratios 0.5 --seeds 0 1 --epochs 4
     .venv/bin/python benchmarks/quality.py --data e --ratios 0.3 0.5 --selectors data_agent greedy random_dynamic infobatch lead  # held out
     .venv/bin/python benchmarks/quality.py --data b --ratios 0.1 0.2 --selectors data_agent cyclic random_dynamic  # issue 30
     .venv/bin/python benchmarks/quality.py --merge a_seeds012.json a_seeds34.json --json a.json   # pool earlier runs
@@ -40,10 +41,15 @@ balanced clean validation (1000). d = shapes drawn long-tailed (imbalance 20, sy
 written once as JPEG files into a temp folder and read through data.name=imagefolder with its
 standard recipe (RandomResizedCrop + flip, normalisation); e = textures (oriented gratings, in
 memory; imbalance 20, class-pair noise 0.3: c -> c+1, the neighbouring orientation).
+Detection and segmentation (--task, issue 29): generated sets (synthetic_det, synthetic_seg; 96 train /
+32 val at 64 px, 6 epochs: sized for CPUs, too small for a 1-pt standard error), in two --variant:
+clean (20% near-duplicates) and noisy (the same plus 30% of training images with one annotation
+error); VARIANTS.
 Extra `section.key=value` arguments go to every trial.
 
 JSON keys (--json PATH):
-  data, task, epochs, seeds, ratios, selectors, command, machine, date, parent_run_id, tracking_uri, wall_s;
+  data, task, variant (detection, segmentation: clean | noisy; else null), epochs, seeds, ratios, selectors,
+  command, machine, date, parent_run_id, tracking_uri, wall_s;
   held_out (bool: d, e);
   cells: [{selector, ratio, n, metric_mean, metric_std, cost_fraction, selection_cost_fraction,
            trained: {is_noisy|is_duplicate|is_hard|is_tail: share}, per_seed: {seed: metric},
@@ -101,13 +107,19 @@ HELD_OUT = ("d", "e")
 GENERATED = {"d": {"name": "shapes", "imbalance": 20, "label_noise": 0.2, "noise_kind": "symmetric",
                    "num_samples": 3000, "val_samples": 1000}}
 TASKS = {  # --task other than classification: its generated set, small enough for CPUs
-    "detection": {"task.name": "detection", "data.num_samples": 96, "data.val_samples": 32,
-                  "data.image_size": 64, "train.batch_size": 16, "train.optimizer": "adamw", "train.lr": 1e-3,
-                  "train.epochs": 6},
-    "segmentation": {"task.name": "segmentation", "task.depth": 18, "task.head_channels": 64,
-                     "data.num_samples": 96, "data.val_samples": 32, "data.image_size": 64,
+    "detection": {"task.name": "detection", "data.name": "synthetic_det", "data.num_samples": 96,
+                  "data.val_samples": 32, "data.image_size": 64, "train.batch_size": 16, "train.optimizer": "adamw",
+                  "train.lr": 1e-3, "train.epochs": 6},
+    "segmentation": {"task.name": "segmentation", "data.name": "synthetic_seg", "task.depth": 18,
+                     "task.head_channels": 64, "data.num_samples": 96, "data.val_samples": 32, "data.image_size": 64,
                      "train.batch_size": 16, "train.optimizer": "adamw", "train.lr": 1e-3, "train.epochs": 6},
 }
+# --variant of a detection or segmentation set (issue 29). Near-duplicates in both: redundancy is in
+# the wild either way. noisy: 30% of training images carry one annotation error (detection: wrong
+# class, missing box, loose box; segmentation: class-swapped region, coarse mask, eroded mask).
+# Validation is clean in both. The pool's is_noisy / is_duplicate give each cell's trained shares.
+VARIANTS = {"clean": {"data.duplicates": 0.2},
+            "noisy": {"data.label_noise": 0.3, "data.duplicates": 0.2}}
 TRUTH = ("is_noisy", "is_duplicate", "is_hard", "is_tail")
 
 
@@ -129,11 +141,14 @@ def data_config(data: str) -> dict:
 
 def sweep_file(args, out_dir: Path) -> Path:
     """The run config plus its sweep: section, exactly what `raydata-agent tune --config` reads."""
-    flat = dict(TASKS[args.task]) if args.task != "classification" else data_config(args.data)
+    if args.task == "classification":
+        flat = data_config(args.data)
+    else:
+        flat = {**TASKS[args.task], **VARIANTS[args.variant]}
     if args.epochs:
         flat["train.epochs"] = args.epochs
     flat.update({"tracking.experiment": args.experiment, "tracking.log_snapshots": False,
-                 "tracking.run_name": f"quality {args.task} {args.data if args.task == 'classification' else ''}".strip(),
+                 "tracking.run_name": f"quality {args.task} {args.data if args.task == 'classification' else args.variant}",
                  "ray.storage_path": str(out_dir / "runs")})
     if args.device == "cuda":
         flat["train.use_gpu"] = True
@@ -293,6 +308,9 @@ def main() -> None:
                         help="tuning sets: a shapes, b digits+noise, c mixture; held out (never tune on them): "
                              "d long-tailed shapes from JPEG files (imagefolder), e long-tailed textures")
     parser.add_argument("--task", choices=["classification", *TASKS], default="classification")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default=None,
+                        help="detection, segmentation: clean (near-duplicates only; the default) or noisy (30%% of "
+                             "training images with an annotation error, and the near-duplicates)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7], help="kept ratios, e.g. 0.1 0.2")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=None, help="default: per data set (see DATA)")
@@ -317,6 +335,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra section.key=value for every trial")
     args = parser.parse_args()
     args.selectors = [s for s in args.selectors if s != "full"]  # full data is the sweep's baseline run
+    if args.variant and args.task == "classification":
+        parser.error("--variant applies to --task detection or segmentation; --data picks a classification set")
+    args.variant = args.variant or ("clean" if args.task != "classification" else None)
     if args.merge:
         merge(args.merge, args.json, args.against)
         return
@@ -334,8 +355,8 @@ def main() -> None:
         parent_id = args.analyse
     else:
         path = sweep_file(args, out_dir)
-        print(f"[quality] {n_trials} trials ({args.task}, data {args.data}); sweep file {path}; MLflow {uri}",
-              flush=True)
+        data = args.data if args.task == "classification" else f"{TASKS[args.task]['data.name']} {args.variant}"
+        print(f"[quality] {n_trials} trials ({args.task}, data {data}); sweep file {path}; MLflow {uri}", flush=True)
         parent_id, _ = run_sweep(str(path), [f"tracking.uri={uri}", *args.overrides])
         ray.shutdown()
     wall = time.perf_counter() - start
@@ -345,13 +366,13 @@ def main() -> None:
     paired_tail = paired_diffs(rows, args.against, "tail_recall")
     text = tables(cells, paired, args.ratios, args.against, paired_tail)
     held_out = args.task == "classification" and args.data in HELD_OUT
-    title = (f"quality: {args.task} data {args.data}{' (held out)' if held_out else ''}, "
-             f"{len(args.seeds)} seeds")
+    data = args.data if args.task == "classification" else args.variant
+    title = f"quality: {args.task} data {data}{' (held out)' if held_out else ''}, {len(args.seeds)} seeds"
     print(f"\n{title}  ({len(rows)}/{n_trials} trials finished, {wall / 60:.1f} min)\n{text}")
     print("full data, val metric of the last 3 epochs per seed (convergence): "
           + "; ".join(f"{s}: {', '.join(f'{100 * v:.1f}' for v in vals)}" for s, vals in sorted(convergence.items())))
-    result = {"data": args.data, "task": args.task, "epochs": args.epochs, "seeds": args.seeds, "ratios": args.ratios,
-              "selectors": args.selectors, "command": " ".join(sys.argv), "machine": f"{os.cpu_count()} CPUs "
+    result = {"data": args.data, "task": args.task, "variant": args.variant, "epochs": args.epochs, "seeds": args.seeds,
+              "ratios": args.ratios, "selectors": args.selectors, "command": " ".join(sys.argv), "machine": f"{os.cpu_count()} CPUs "
               f"({platform.processor() or platform.machine()}), device {args.device}",
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parent_run_id": parent_id,
               "tracking_uri": uri, "wall_s": wall, "trials_finished": len(rows), "trials": n_trials,

@@ -13,7 +13,7 @@ configure_ultralytics()  # offline and quiet, before ultralytics is imported (sk
 
 from ultralytics import YOLO  # noqa: E402
 
-from raydata_agent.data.yolo import make_synthetic_detection  # noqa: E402
+from raydata_agent.data.synthetic_det import make_synthetic_detection  # noqa: E402
 from raydata_agent.integrations.ultralytics import selection_trainer  # noqa: E402  + selection
 
 

@@ -26,7 +26,8 @@ APPLIES: dict[str, Callable[[Any], bool]] = {
     "data.val_samples": lambda c: c.data.name in _GENERATED,
     "data.image_size": lambda c: c.task.name != "classification" or c.data.name == "imagefolder",
     "data.label_noise": lambda c: c.data.name in ("shapes", "digits", "textures"),
-    "data.noise_kind": lambda c: c.data.label_noise > 0,
+    "data.duplicates": lambda c: False,  # listed when set (synthetic_det, synthetic_seg)
+    "data.noise_kind": lambda c: c.data.label_noise > 0 and c.task.name == "classification",
     "data.imbalance": lambda c: c.data.name in ("shapes", "textures"),
     "data.augment": lambda c: c.task.name == "detection" or c.data.augment is not None
     or c.data.name in STANDARD_RECIPE,

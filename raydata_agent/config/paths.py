@@ -11,9 +11,11 @@ def is_uri(path: str) -> bool:
 
 def generated_data_folder(data) -> Path:
     """Where a generated on-disk data set (synthetic_seg) goes when data.path is unset: one folder
-    per settings under ./data_cache in the working directory."""
+    per settings under ./data_cache in the working directory (noise and duplicates named when set)."""
     return Path.cwd() / "data_cache" / (f"{data.name}-n{data.num_samples}-v{data.val_samples}"
-                                        f"-s{data.image_size}-seed{data.seed}")
+                                        f"-s{data.image_size}-seed{data.seed}"
+                                        + (f"-noise{data.label_noise:g}" if data.label_noise else "")
+                                        + (f"-dup{data.duplicates:g}" if data.duplicates else ""))
 
 
 def resolve_paths(cfg):

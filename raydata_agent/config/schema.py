@@ -93,6 +93,13 @@ def check_cross_keys(cfg: Config) -> None:
     if cfg.data.imbalance > 1 and cfg.data.name not in ("shapes", "textures"):
         raise ConfigError(f"data.imbalance={cfg.data.imbalance} draws a long-tailed generated set: "
                           f"data.name must be shapes or textures (got {cfg.data.name})")
+    generated = ("synthetic_det", "synthetic_seg")
+    if cfg.data.label_noise > 0 and cfg.task.name != "classification" and cfg.data.name not in generated:
+        raise ConfigError(f"data.label_noise corrupts a generated set's annotations (synthetic_det, synthetic_seg); "
+                          f"{cfg.data.name} is read as it is")
+    if cfg.data.duplicates > 0 and cfg.data.name not in generated:
+        raise ConfigError(f"data.duplicates adds near-copies to a generated set: data.name must be synthetic_det or "
+                          f"synthetic_seg (got {cfg.data.name})")
     if cfg.data.pipeline == "ray_data" and cfg.task.name != "classification":
         raise ConfigError(f"data.pipeline=ray_data streams classification sets; task.name={cfg.task.name} "
                           f"keeps its own data path (data.pipeline=in_memory)")
@@ -118,8 +125,6 @@ def _check_segmentation(cfg: Config) -> None:
         raise ConfigError(f"task.head_channels={cfg.task.head_channels!r} must be at least 1")
     if cfg.task.aux_weight < 0:
         raise ConfigError(f"task.aux_weight={cfg.task.aux_weight!r} must be >= 0")
-    if cfg.data.label_noise > 0:
-        raise ConfigError("data.label_noise applies to classification only; segmentation masks are not flipped")
     if cfg.data.num_classes is not None:
         if cfg.data.name != "ade20k":
             raise ConfigError(f"data.num_classes applies to data.name=ade20k only; {cfg.data.name} "

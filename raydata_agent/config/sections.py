@@ -45,7 +45,12 @@ class DataConfig(Section):
     image_size: Int = Field(32, ge=1, description="segmentation: images are resized (shorter side) and "
                                                   "centre-cropped to this")
     label_noise: Float = Field(0.0, ge=0.0, lt=1.0, description=(
-        "fraction of training labels flipped (shapes, mixture, digits, textures, cifar); is_noisy in the pool"))
+        "fraction of training labels flipped (shapes, mixture, digits, textures, cifar); is_noisy in the pool. "
+        "synthetic_det, synthetic_seg: fraction of training images with one annotation error (detection: "
+        "wrong class, missing box, loose box; segmentation: class-swapped region, coarse mask, eroded mask)"))
+    duplicates: Float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "synthetic_det, synthetic_seg: fraction of training images that are near-copies of another "
+        "(moved a few pixels, brightness and pixel noise), with its clean labels; is_duplicate in the pool"))
     noise_kind: Literal["symmetric", "pair"] = Field("symmetric", description=(
         "label_noise: symmetric (a uniform other class) or pair (class c -> c+1 mod C, asymmetric)"))
     imbalance: Float = Field(1.0, ge=1.0, le=1000.0, description=(

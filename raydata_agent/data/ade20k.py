@@ -28,6 +28,7 @@ import torch
 
 from raydata_agent.config import IGNORE_INDEX
 from raydata_agent.data.files import DataError
+from raydata_agent.data.truth import read_truth
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class SegData:
         self.reduce_zero_label = reduce_zero_label
         self.images, self.masks, self.skipped_reasons = self._pair(Path(root).expanduser(), split)
         self._labels: np.ndarray | None = None
+        # Ground truth of a generated training split (data/truth.py: is_noisy, ...) for the pool; None for a real set.
+        self.truth = read_truth(Path(root).expanduser(), self.images) if split == "train" else None
 
     def _pair(self, root: Path, split: str) -> tuple[list[str], list[str], list[str]]:
         folder = SPLITS[split]

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from raydata_agent.data.files import DataError, not_utf8, printable_path
+from raydata_agent.data.truth import read_truth
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class DetectionData:
     augment: bool = False
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seed: int = 0
+    # Ground truth of a generated set (data/truth.py: is_noisy, is_duplicate, ...), for the pool's
+    # columns; None for a real set. Known to benchmarks, never to selectors.
+    truth: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -198,50 +202,6 @@ def load_yolo(yaml_path: str | os.PathLike, image_size: int, augment: bool = Tru
             files.append(str(image))
         if not files:
             raise DataError(f"no readable images in the {split!r} split of {yaml_path}")
-        splits.append(DetectionData(files, boxes, len(names), image_size, augment and split == "train", skipped))
+        splits.append(DetectionData(files, boxes, len(names), image_size, augment and split == "train", skipped,
+                                    truth=read_truth(root, files) if split == "train" else None))
     return splits[0], splits[1], names
-
-
-def make_synthetic_detection(root: str | os.PathLike, num_train: int = 200, num_val: int = 50, size: int = 128,
-                             seed: int = 0) -> Path:
-    """Write a small YOLO-format set: coloured rectangles and ellipses, 4 classes, 1-4 boxes per image.
-
-    Written once per (size, counts, seed) and reused; returns the data set YAML's path.
-    """
-    import cv2
-
-    root = Path(root) / f"synthetic_det_{size}px_{num_train}_{num_val}_s{seed}"
-    spec = root / "data.yaml"
-    if spec.exists():
-        return spec
-    names = ["red_rect", "green_rect", "blue_ellipse", "yellow_ellipse"]
-    colours = [(40, 40, 220), (40, 200, 40), (220, 60, 40), (30, 220, 230)]  # BGR
-    rng = np.random.default_rng(seed)
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-    for split, count in (("train", num_train), ("val", num_val)):
-        (tmp / "images" / split).mkdir(parents=True, exist_ok=True)
-        (tmp / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            img = rng.integers(0, 90, (size, size, 3)).astype(np.uint8)  # noisy dark background
-            lines = []
-            for _ in range(rng.integers(1, 5)):
-                cls = int(rng.integers(0, len(names)))
-                w, h = rng.uniform(0.12, 0.4, 2) * size
-                x0, y0 = rng.uniform(0, size - w), rng.uniform(0, size - h)
-                colour = tuple(int(c) for c in np.clip(np.array(colours[cls]) + rng.integers(-30, 30, 3), 0, 255))
-                if cls < 2:
-                    cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), colour, -1)
-                else:
-                    cv2.ellipse(img, (int(x0 + w / 2), int(y0 + h / 2)), (int(w / 2), int(h / 2)), 0, 0, 360, colour, -1)
-                lines.append(f"{cls} {(x0 + w / 2) / size:.6f} {(y0 + h / 2) / size:.6f} {w / size:.6f} {h / size:.6f}")
-            cv2.imwrite(str(tmp / "images" / split / f"{i:05d}.png"), img)
-            (tmp / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + "\n")
-    (tmp / "data.yaml").write_text(yaml.safe_dump(
-        {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(names))}))
-    try:
-        os.replace(tmp, root)  # atomic: concurrent workers never see a half-written set
-    except OSError:  # another process won the race
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return spec

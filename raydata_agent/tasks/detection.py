@@ -127,9 +127,10 @@ class DetectionTask:
     def dataset_yaml(self) -> Path:
         data = self.cfg.data
         if data.name == "synthetic_det":
-            from raydata_agent.data.yolo import make_synthetic_detection
+            from raydata_agent.data.synthetic_det import make_synthetic_detection
 
-            return make_synthetic_detection(Path(data.path or "data_cache"), data.num_samples, data.val_samples, data.image_size, data.seed)
+            return make_synthetic_detection(Path(data.path or "data_cache"), data.num_samples, data.val_samples,
+                                            data.image_size, data.seed, data.label_noise, data.duplicates)
         return Path(data.path).expanduser()
 
     @property

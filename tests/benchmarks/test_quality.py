@@ -119,3 +119,24 @@ def test_held_out_sets_are_long_tailed_noisy_and_valid_configs():
             section, name = key.split(".")
             raw.setdefault(section, {})[name] = value
         from_dict(raw)
+
+
+@pytest.mark.parametrize("task", sorted(quality.TASKS))
+def test_detection_and_segmentation_variants_write_valid_sweeps(task, tmp_path):
+    """Both variants have near-duplicates; only noisy has annotation noise; each is a config that loads."""
+    import argparse
+
+    import yaml
+
+    from raydata_agent.config import from_dict
+
+    written = {}
+    for variant in ("clean", "noisy"):
+        args = argparse.Namespace(task=task, variant=variant, data="a", epochs=None, experiment="q", device="cpu",
+                                  selectors=["random_dynamic"], ratios=[0.5], seeds=[0], no_full=False, concurrent=1)
+        raw = yaml.safe_load(quality.sweep_file(args, tmp_path).read_text())
+        raw.pop("sweep")
+        written[variant] = from_dict(raw).data
+    assert written["clean"].duplicates == written["noisy"].duplicates == 0.2
+    assert (written["clean"].label_noise, written["noisy"].label_noise) == (0.0, 0.3)
+    assert written["clean"].name == written["noisy"].name == quality.TASKS[task]["data.name"]

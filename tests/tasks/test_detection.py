@@ -7,7 +7,8 @@ import torch
 
 from raydata_agent.config import load_config
 from raydata_agent.data import DataError
-from raydata_agent.data.yolo import load_yolo, make_synthetic_detection, read_labels
+from raydata_agent.data.synthetic_det import make_synthetic_detection
+from raydata_agent.data.yolo import load_yolo, read_labels
 
 TINY = ["task.name=detection", "task.model=yolov8n", "data.name=synthetic_det", "data.num_samples=48",
         "data.val_samples=16", "data.image_size=64", "train.batch_size=16"]
