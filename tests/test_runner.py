@@ -120,12 +120,36 @@ def test_pool_is_a_ray_dataset(ray_cluster):
     assert ds.filter(lambda row: row["last_epoch_seen"] == 0).count() == 50
 
 
-def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_cluster, run_dirs):
+@pytest.fixture(scope="module")
+def agent_run(ray_cluster, tmp_path_factory, mlflow_template):
+    """One data_agent run on the deterministic schedule that two tests read (a run's start costs far more
+    than its epochs): its overrides (every epoch snapshotted) and its result."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("agent_run")
+    shutil.copyfile(mlflow_template, tmp / "mlflow.db")
+    overrides = ["selection.selector=data_agent", "agent.schedule=deterministic", "selection.ratio=0.5",
+                 "train.epochs=3", *SMALL, "tracking.snapshot_every=1", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+                 f"ray.storage_path={tmp / 'runs'}"]
+    return overrides, rda.run(rda.load_config(None, overrides), progress=False)
+
+
+def epoch_pools(result) -> list[dict]:
+    """Each epoch's pool snapshot of a run: which ids were trained in the epoch, and their actions."""
+    import os
+
     import pyarrow.parquet as pq
 
-    overrides = ["selection.selector=data_agent", "selection.ratio=0.5", "train.epochs=3", *SMALL, *run_dirs,
-                 "tracking.snapshot_every=1"]  # reads every epoch's snapshot
-    first = rda.run(rda.load_config(None, overrides), progress=False)
+    pool_dir = os.path.join(os.path.dirname(result.checkpoint_path), "pool")
+    return [pq.read_table(os.path.join(pool_dir, f"pool_epoch_{e:03d}.parquet"),
+                          columns=["last_epoch_seen", "times_selected", "weight"]).to_pydict()
+            for e in range(1, len(result.history) + 1)]
+
+
+def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(agent_run):
+    import pyarrow.parquet as pq
+
+    overrides, first = agent_run
     client = MlflowClient(first.tracking_uri)
     for key in ("agent_policy_loss", "agent_entropy", "agent_kl", "agent_time_s",
                 "agent_overhead", "adaptive_w"):
@@ -152,6 +176,24 @@ def test_data_agent_run_logs_agent_metrics_and_resumes_with_its_policy(ray_clust
     assert len(np.unique(weights)) > 10  # real per-sample weights, not a constant
     # A fresh policy would be at version 1 after epoch 2 alone; the restored one carries on past the warm start.
     assert resumed.history[-1]["agent_weight_version"] > 64
+
+
+def test_same_seed_same_selections_and_metric_beside_a_cpu_hog(agent_run):
+    """agent.schedule=deterministic: the learner's timing decides nothing, so a run beside a busy
+    process selects the same samples with the same actions and ends at the same metric (issue 26)."""
+    import subprocess
+    import sys
+
+    overrides, quiet = agent_run
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        loaded = rda.run(rda.load_config(None, overrides), progress=False)
+    finally:
+        hog.kill()
+        hog.wait()
+    for epoch, (a, b) in enumerate(zip(epoch_pools(quiet), epoch_pools(loaded), strict=True), start=1):
+        assert a == b, f"epoch {epoch}: the selections or actions differ"
+    assert quiet.final["val_metric"] == loaded.final["val_metric"]
 
 
 def test_two_ddp_workers_share_the_epoch(ray_cluster, run_dirs):

@@ -364,44 +364,6 @@ def test_training_reward_and_presets():
         load_config(None, ["selection.selector=data_agent", "reward.variant=idu"])
 
 
-def run_and_read_pools(overrides: list[str]) -> tuple[list, float]:
-    """One real data_agent run: each epoch's pool snapshot (ids chosen, their actions) and the final metric."""
-    import os
-
-    import pyarrow.parquet as pq
-
-    from raydata_agent.runner import run
-
-    result = run(load_config(None, overrides), progress=False)
-    pool_dir = os.path.join(os.path.dirname(result.checkpoint_path), "pool")
-    pools = [pq.read_table(os.path.join(pool_dir, f"pool_epoch_{e:03d}.parquet"),
-                           columns=["last_epoch_seen", "times_selected", "weight"]).to_pydict()
-             for e in range(1, 4)]
-    return pools, result.final["val_metric"]
-
-
-@pytest.mark.integration
-def test_same_seed_same_selections_and_metric_beside_a_cpu_hog(ray_cluster, run_dirs):
-    """agent.schedule=deterministic: the learner's timing decides nothing, so a run beside a busy
-    process selects the same samples with the same actions and ends at the same metric (issue 26)."""
-    import subprocess
-    import sys
-
-    overrides = ["selection.selector=data_agent", "agent.schedule=deterministic", "selection.ratio=0.5", "train.epochs=3",
-                 "data.num_samples=300",
-                 "data.val_samples=100", "train.batch_size=50", "tracking.snapshot_every=1", *run_dirs]
-    quiet, quiet_metric = run_and_read_pools(overrides)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        loaded, loaded_metric = run_and_read_pools(overrides)
-    finally:
-        hog.kill()
-        hog.wait()
-    for epoch, (a, b) in enumerate(zip(quiet, loaded), start=1):
-        assert a == b, f"epoch {epoch}: the selections or actions differ"
-    assert quiet_metric == loaded_metric
-
-
 def test_reward_scale_is_the_population_std_of_every_reward_so_far_and_survives_a_checkpoint():
     """The per-sample reward scale (RLlib's RunningStat, merged batch by batch) is np.std of all
     rewards seen, and a learner restored from `state()` scales the next rewards alike."""
