@@ -4,7 +4,8 @@ Difficulty is each image's share of YOLOv8's own loss (box + cls + dfl) from the
 pass; the paper uses no uncertainty term for detection. ultralytics' `v8DetectionLoss` reduces over
 the batch, so `per_image_loss` recomputes its three parts per image with the same assigner and the
 same batch-wide normaliser (the target-score sum): the per-image parts add up exactly to
-ultralytics' batch loss. We use ultralytics' model, loss and metric code, not its trainer: the
+ultralytics' batch loss. The same assignment gives each image's fit (`box_fit`), the agent's
+p(given label), since exp(-loss) of a detection loss is ~0. We use ultralytics' model, loss and metric code, not its trainer: the
 project's loop does the training, so ultralytics' callbacks (MLflow, Ray Tune, TensorBoard) never
 run, and its settings turn them off in case anything else would.
 """
