@@ -145,7 +145,7 @@ def box_fit(pred_scores, pred_bboxes, target_bboxes, target_labels, img_idx, anc
                    xywh=False).view(-1).clamp(0.0, 1.0)
     total = scores.new_zeros(bsz).index_add(0, img_idx, p_cls * iou)
     count = scores.new_zeros(bsz).index_add(0, img_idx, torch.ones_like(p_cls))
-    background = 1.0 - scores.sigmoid().flatten(1).amax(1)
+    background = 1.0 - scores.flatten(1).amax(1).sigmoid()  # sigmoid is monotonic: one per image
     return torch.where(count > 0, total / count.clamp(min=1), background).clamp(0.0, 1.0)
 
 
