@@ -5,9 +5,9 @@ pass; the paper uses no uncertainty term for detection. ultralytics' `v8Detectio
 the batch, so `per_image_loss` recomputes its three parts per image with the same assigner and the
 same batch-wide normaliser (the target-score sum): the per-image parts add up exactly to
 ultralytics' batch loss. The same assignment gives each image's fit (`box_fit`), the agent's
-p(given label), since exp(-loss) of a detection loss is ~0. We use ultralytics' model, loss and metric code, not its trainer: the
-project's loop does the training, so ultralytics' callbacks (MLflow, Ray Tune, TensorBoard) never
-run, and its settings turn them off in case anything else would.
+p(given label), since exp(-loss) of a detection loss is ~0. We use ultralytics' model, loss and
+metric code, not its trainer: the project's loop does the training, so ultralytics' callbacks
+(MLflow, Ray Tune, TensorBoard) never run, and its settings turn them off in case anything else would.
 """
 from __future__ import annotations
 
@@ -136,11 +136,11 @@ def box_fit(pred_scores, pred_bboxes, target_bboxes, target_labels, img_idx, anc
     confident detection is not there. Not seen: a missing box (an object the labels leave out) only
     lowers the background term, which images with boxes leave out; their cls loss sees it.
     """
+    from ultralytics.utils.metrics import bbox_iou
+
     bsz = pred_scores.shape[0]
     scores = pred_scores.detach().float()
     p_cls = scores[img_idx, anchor_idx, target_labels[img_idx, anchor_idx].long()].sigmoid()
-    from ultralytics.utils.metrics import bbox_iou
-
     iou = bbox_iou(pred_bboxes[img_idx, anchor_idx].detach().float(), target_bboxes[img_idx, anchor_idx].float(),
                    xywh=False).view(-1).clamp(0.0, 1.0)
     total = scores.new_zeros(bsz).index_add(0, img_idx, p_cls * iou)
