@@ -102,13 +102,14 @@ class ScoreStore:
     def record(self, epoch: int, ids: np.ndarray, loss: np.ndarray, entropy: np.ndarray,
                uncertainty: np.ndarray, difficulty: np.ndarray, score: np.ndarray | None, adaptive_w: float,
                features: np.ndarray | None = None, predicted_change: np.ndarray | None = None,
-               acted: dict | None = None) -> None:
+               acted: dict | None = None, fit: np.ndarray | None = None) -> None:
         """One training batch's signals (vectorised: one call per batch, not per sample).
 
         `score` is the reward variant's value; the selector turns it into the stored reward
         (action * score for the Data Agent, the score itself otherwise). A history variant
         (score None) is scored here, where each sample's previous IDU lives. `acted`: the Data
-        Agent's worker-side actions; each becomes its sample's selection weight in the pool.
+        Agent's worker-side actions; each becomes its sample's selection weight in the pool. `fit`:
+        the task's p(given label) (boxes, masks), which the agreement tracks; None: exp(-loss).
         """
         started = time.perf_counter()
         ids = np.asarray(ids, np.int64)
@@ -122,7 +123,7 @@ class ScoreStore:
         observe_start = time.perf_counter()
         reward = np.asarray(self.selector.observe(epoch, ids, features, score, acted), np.float32)
         self.observe_time += time.perf_counter() - observe_start
-        agreement = label_agreement(self.pool.agreement[ids], loss, seen, self.cfg.agent.agreement_decay)
+        agreement = label_agreement(self.pool.agreement[ids], loss, seen, self.cfg.agent.agreement_decay, fit)
         extra = {} if acted is None else {"weight": acted["action"]}
         self.pool.update(ids, epoch=epoch, loss=loss, entropy=entropy, uncertainty=uncertainty,
                          difficulty=difficulty, reward=reward, idu=utility, agreement=agreement, **extra)

@@ -193,13 +193,14 @@ class SelectionSession:
     def record(self, ids, loss: torch.Tensor, *, probs: torch.Tensor | None = None,
                logits: torch.Tensor | None = None, features: torch.Tensor | None = None,
                uncertainty: torch.Tensor | None = None, grad_norm: torch.Tensor | None = None,
-               lr: float | None = None) -> torch.Tensor:
+               lr: float | None = None, fit: torch.Tensor | None = None) -> torch.Tensor:
         """Record one training batch's per-sample signals; returns the weighted mean loss to back-propagate.
 
         `loss` is [B] (reduction="none"), with its graph. Optional: `probs` [B, C] or `logits`
         [B, C] (uncertainty = normalised entropy), or a task's own `uncertainty` [B] in [0, 1];
-        `features` [B, d] (the agent's state); `grad_norm` [B] and `lr` (LEAD's predicted loss change).
-        Signals are computed here (signals.py) and sent to the store; the store never sees tensors.
+        `features` [B, d] (the agent's state); `grad_norm` [B] and `lr` (LEAD's predicted loss change); `fit`
+        [B], the task's p(given label) (`TaskOutput.fit`; dropped if agent.fit_signal=loss). Signals are
+        computed here (signals.py) and sent to the store; the store never sees tensors.
         """
         if self.epoch is None:
             raise RuntimeError("no epoch is planned: iterate the session's sampler or call plan_epoch() first")
@@ -223,7 +224,7 @@ class SelectionSession:
         started = time.perf_counter()
         sig = batch_signals(loss, probs, self.cfg.reward.variant, self.cfg.reward.clip_quantile,
                             uncertainty=uncertainty)
-        change = None
+        change, fit = None, _numpy(fit) if self.cfg.agent.fit_signal == "task" else None
         if grad_norm is not None:
             if lr is None:
                 raise ValueError("record(grad_norm=...) needs lr= (LEAD's predicted loss change uses the step size)")
@@ -232,19 +233,18 @@ class SelectionSession:
         self.timings["signals_s"] += sent - started
         acted = None
         if self.agent is not None and self.needs_features:  # act here, where the features are
-            acted = self._act(np_ids, sig, features, pos)
+            acted = self._act(np_ids, sig, features, pos, fit)
         acted_at = time.perf_counter()
-        self._send(np_ids, sig, change, acted)
+        self._send(np_ids, sig, change, acted, fit)
         self.timings["act_s"] += acted_at - sent
         self.timings["send_s"] += time.perf_counter() - acted_at
         loss_sums = torch.stack([loss.detach().float().sum(), weighted.detach().float()]).tolist()  # one sync
         self._loss_sum += loss_sums[0]
         self._weighted_loss_sum += loss_sums[1]
-        self._steps += 1
-        self._passes += len(np_ids)
+        self._steps, self._passes = self._steps + 1, self._passes + len(np_ids)
         return weighted
 
-    def _act(self, ids: np.ndarray, sig, features: torch.Tensor | None, pos: np.ndarray) -> dict:
+    def _act(self, ids: np.ndarray, sig, features: torch.Tensor | None, pos: np.ndarray, fit) -> dict:
         """The Data Agent's actions for this batch, from the acting copy of its policy (agent/acting.py).
         Only the actions and reward targets go to the store; a bounded panel of transitions goes to
         the learner."""
@@ -257,13 +257,13 @@ class SelectionSession:
             rank, _ = rank_and_world()
             self.acting = WorkerActing(self.cfg.agent, self.agent, int(self._call("num_samples")),
                                        seed=self.cfg.train.seed * 100 + rank, device=str(features.device))
-        return self.acting.act(self.epoch, ids, features, _numpy(sig.loss), _numpy(sig.difficulty),
-                               _numpy(sig.uncertainty), _numpy(sig.score), self._sorted_context[pos], *self._payoff_refs)
+        return self.acting.act(self.epoch, ids, features, _numpy(sig.loss), _numpy(sig.difficulty), _numpy(sig.uncertainty),
+                               _numpy(sig.score), self._sorted_context[pos], *self._payoff_refs, fit=fit)
 
-    def _send(self, ids: np.ndarray, sig, change: np.ndarray | None, acted: dict | None) -> None:
+    def _send(self, ids: np.ndarray, sig, change: np.ndarray | None, acted: dict | None, fit) -> None:
         """The single place where a batch's signals leave the training process (features never do)."""
         args = (self.epoch, ids, _numpy(sig.loss), _numpy(sig.entropy), _numpy(sig.uncertainty),
-                _numpy(sig.difficulty), _numpy(sig.score), sig.weight, None, change, acted)
+                _numpy(sig.difficulty), _numpy(sig.score), sig.weight, None, change, acted, fit)
         if not self.remote:
             self.store.record(*args)
             return

@@ -125,14 +125,26 @@ def idu(previous: np.ndarray, loss: np.ndarray, predicted_change: np.ndarray, sm
     return (1.0 - smoothing) * loss + predicted_change + smoothing * previous
 
 
-def label_agreement(previous: np.ndarray, loss: np.ndarray, seen: np.ndarray, decay: float) -> np.ndarray:
-    """EMA of the given label's probability over a sample's visits: `a <- d a + (1 - d) exp(-loss)`.
+def p_given_label(loss: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
+    """The probability the model gives a sample's own annotation, in [0, 1]: the task's `fit` where it
+    computes one (detection, segmentation: `TaskOutput.fit`), else exp(-loss), which is exactly
+    p(given label) for cross-entropy. A detection image's loss (box + cls + dfl, several units) or a
+    mean pixel CE does not carry over: exp(-loss) is ~0 for every detection image, and exp(-mean CE)
+    is a geometric, not the arithmetic, mean of the pixels' probabilities. The one place that chooses."""
+    if fit is not None:
+        return np.asarray(fit, np.float32)
+    return np.exp(-np.asarray(loss, np.float32))
 
-    For cross-entropy exp(-loss) is exactly p(given label); elsewhere it is a [0, 1] proxy of fit.
+
+def label_agreement(previous: np.ndarray, loss: np.ndarray, seen: np.ndarray, decay: float,
+                    fit: np.ndarray | None = None) -> np.ndarray:
+    """EMA of the given label's probability over a sample's visits: `a <- d a + (1 - d) p_y`,
+    p_y = `p_given_label(loss, fit)`.
+
     A flipped label stays improbable visit after visit, while a hard clean sample climbs: this is the
     label-noise signal the agent sees and is rewarded by, with no external model.
     """
-    p_label = np.exp(-np.asarray(loss, np.float32))
+    p_label = p_given_label(loss, fit)
     return np.where(seen, decay * np.asarray(previous, np.float32) + (1.0 - decay) * p_label, p_label)
 
 

@@ -235,7 +235,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 batch_ids, out = batch_ids[ok.to(batch_ids.device)], rows(out, ok)
             if len(batch_ids):
                 loss = session.record(batch_ids, out.loss.float(), probs=out.probs, features=out.features,
-                                      uncertainty=out.uncertainty, grad_norm=out.grad_norm,
+                                      uncertainty=out.uncertainty, grad_norm=out.grad_norm, fit=out.fit,
                                       lr=optimizer.param_groups[0]["lr"])  # weighted mean loss
             else:  # every file of the batch failed: a zero step keeps DDP workers in step
                 loss = sum(p.sum() for p in model.parameters()) * 0.0

@@ -103,10 +103,11 @@ class WorkerActing:
 
     def act(self, epoch: int, ids: np.ndarray, features, loss: np.ndarray, difficulty: np.ndarray,
             uncertainty: np.ndarray, score: np.ndarray, context: np.ndarray, baseline: float | None = None,
-            quantiles: np.ndarray | None = None) -> dict:
-        """Act on one trained batch; returns what the score store records for it."""
+            quantiles: np.ndarray | None = None, fit: np.ndarray | None = None) -> dict:
+        """Act on one trained batch; returns what the score store records for it. `fit`: the task's
+        p(given label) per sample, where it has one (signals.p_given_label)."""
         start = time.perf_counter()
-        obs_t = build_state(features, loss, difficulty, uncertainty, context, self.cfg.state).to(self.device)
+        obs_t = build_state(features, loss, difficulty, uncertainty, context, self.cfg.state, fit).to(self.device)
         self._refresh(obs_t.shape[1], wait=epoch > 0)
         if epoch != self.epoch and self.module is not None:  # the learner fits between epochs: ask for it
             self.send(epoch)
@@ -114,7 +115,7 @@ class WorkerActing:
         acted = policy_act(self.module, obs_t) if self.module is not None else uniform_act(
             len(obs_t), self.cfg, obs_t.device)
         actions, logp, logits = (t.cpu().numpy() for t in acted)
-        target = reward_target(score, loss, context, self.cfg)
+        target = reward_target(score, loss, context, self.cfg, fit)
         panel = in_panel(ids, self.panel_fraction)
         if panel.any():  # only the panel's transitions (states, rewards) leave the worker
             param = payoff_param(target, self.cfg.payoff, baseline, quantiles, rows=panel)

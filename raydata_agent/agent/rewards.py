@@ -13,14 +13,16 @@ from raydata_agent.signals import label_agreement
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)  # the pool's target quantiles shipped with each plan
 
 
-def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg: AgentConfig) -> np.ndarray:
+def reward_target(score: np.ndarray, loss: np.ndarray, context: np.ndarray, cfg: AgentConfig,
+                  fit: np.ndarray | None = None) -> np.ndarray:
     """What a high action should pay for. "score": the paper's composite score. "agreement": the
     score times the label agreement after this visit, so a hard sample pays only while its label
-    stays believable: flipped labels (confidently contradicted, visit after visit) pay little."""
+    stays believable: flipped labels (confidently contradicted, visit after visit) pay little.
+    `fit`: the task's p(given label) (boxes, masks); None: exp(-loss)."""
     score = np.asarray(score, np.float32)
     if cfg.reward == "score":
         return score
-    return score * label_agreement(context[:, 0], loss, context[:, 2] > 0, cfg.agreement_decay)
+    return score * label_agreement(context[:, 0], loss, context[:, 2] > 0, cfg.agreement_decay, fit)
 
 
 def payoff_param(target: np.ndarray, payoff: str, baseline: float | None = None,

@@ -25,6 +25,7 @@ AGENT_LEARNERS = ("ppo", "regression")
 AGENT_SCHEDULES = ("deterministic", "async")
 AGENT_REWARDS = ("agreement", "score")
 AGENT_STATES = ("full", "features")
+FIT_SIGNALS = ("task", "loss")
 _PRESET = "unset: the preset's"
 
 
@@ -72,6 +73,10 @@ class AgentConfig(Section):
     class_balanced: Bool | None = Field(None, description=f"{_PRESET}; each class gets its share of the budget")
     agreement_decay: Float = Field(0.7, ge=0.0, lt=1.0, description=(
         "EMA of the given label's probability: a <- d a + (1 - d) p_y"))
+    fit_signal: Literal[FIT_SIGNALS] = Field("task", description=(
+        "p(given label) in the state and the label agreement. task: the task's own (TaskOutput.fit: "
+        "detection, segmentation), else exp(-loss) | loss: exp(-loss) always (the classification default "
+        "carried over; for cross-entropy the two are the same)"))
     panel_size: Int = Field(4096, ge=1, description="samples whose transitions reach the learner (a fixed "
                                                     "hashed subset)")
     update_every: Int = Field(256, ge=1, description="the learner runs a PPO update once this many "

@@ -25,7 +25,7 @@ from mmengine.registry import DATA_SAMPLERS, HOOKS  # noqa: E402
 
 from raydata_agent.session import SelectedSampler, SelectionSession  # noqa: E402
 from raydata_agent.session_factory import start_session  # noqa: E402
-from raydata_agent.tasks.segmentation import per_image_loss, per_image_uncertainty  # noqa: E402  (imports mmseg)
+from raydata_agent.tasks.segmentation import per_image_loss, pixel_signals  # noqa: E402  (imports mmseg)
 
 
 @DATA_SAMPLERS.register_module()
@@ -87,8 +87,8 @@ class SelectionHook(Hook):
             loss = loss + per_image_loss(segmentor.auxiliary_head, segmentor.auxiliary_head(feats), label)
         ids = [self.ids_by_path[sample.img_path] for sample in data_samples]
         features = feats[-1].detach().mean((2, 3)) if self.session.needs_features else None
-        weighted = self.session.record(ids, loss, uncertainty=per_image_uncertainty(logits, label),
-                                       features=features)
+        uncertainty, fit = pixel_signals(logits, label)
+        weighted = self.session.record(ids, loss, uncertainty=uncertainty, features=features, fit=fit)
         return {"loss": weighted}  # mmengine's parse_losses sums the keys named loss*
 
     def before_train_epoch(self, runner) -> None:

@@ -3,7 +3,7 @@
 ultralytics' own extension points carry it:
 - the custom trainer class (`trainer=`) builds the training DataLoader over the session's sampler and
   swaps the model's criterion for one that returns the selection-weighted loss and records each
-  image's box + cls + dfl loss (tasks/detection.py:per_image_loss, the same numbers our task uses);
+  image's box + cls + dfl loss and fit (tasks/detection.py:per_image_signals, the same numbers our task uses);
 - callbacks (`add_callback`): `on_train_epoch_start` tells the sampler the epoch,
   `on_fit_epoch_end` closes the epoch with the validation mAP, `on_train_end` ends the MLflow run.
 Single process only: ultralytics' multi-GPU mode re-launches itself in subprocesses.
@@ -18,7 +18,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from raydata_agent.session import SelectionSession
 from raydata_agent.session_factory import start_session
-from raydata_agent.tasks.detection import per_image_loss
+from raydata_agent.tasks.detection import per_image_signals
 
 
 class SelectedLoss:
@@ -34,14 +34,14 @@ class SelectedLoss:
 
     def __call__(self, preds, batch):
         preds = self.base.parse_output(preds)
-        parts = per_image_loss(self.base, preds, batch)  # [B, 3]: box, cls, dfl per image
+        parts, fit = per_image_signals(self.base, preds, batch)  # [B, 3]: box, cls, dfl per image; [B] fit
         size = parts.shape[0]
         ids = [self.trainer.ids_by_file[f] for f in batch["im_file"]]
         session = self.trainer.session
         features = None
         if session.needs_features:  # the agent's state: the neck maps, pooled
             features = torch.cat([f.detach().mean((2, 3)) for f in preds["feats"]], dim=1)
-        weighted = session.record(ids, parts.sum(1) * size, features=features)  # mean over images
+        weighted = session.record(ids, parts.sum(1) * size, features=features, fit=fit)  # mean over images
         return weighted * size, dict(zip(self.base.loss_names, parts.detach().sum(0)))
 
 

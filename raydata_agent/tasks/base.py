@@ -18,3 +18,8 @@ class TaskOutput:
     # [B] norm of each sample's loss gradient w.r.t. the output layer, where the task has it for free
     # (classification); LEAD's predicted loss change uses it. None: that term is 0.
     grad_norm: torch.Tensor | None = None
+    # [B] detached, in [0, 1]: the probability the model gives the sample's own annotation, where the
+    # loss is not -log of it (a detection image's boxes, a segmentation image's pixels). The agent's
+    # p(given label) and label agreement use it (signals.p_given_label). None: exp(-loss), which is
+    # p(given label) exactly for cross-entropy (classification).
+    fit: torch.Tensor | None = None

@@ -4,9 +4,10 @@ Difficulty is each image's share of YOLOv8's own loss (box + cls + dfl) from the
 pass; the paper uses no uncertainty term for detection. ultralytics' `v8DetectionLoss` reduces over
 the batch, so `per_image_loss` recomputes its three parts per image with the same assigner and the
 same batch-wide normaliser (the target-score sum): the per-image parts add up exactly to
-ultralytics' batch loss. We use ultralytics' model, loss and metric code, not its trainer: the
-project's loop does the training, so ultralytics' callbacks (MLflow, Ray Tune, TensorBoard) never
-run, and its settings turn them off in case anything else would.
+ultralytics' batch loss. The same assignment gives each image's fit (`box_fit`), the agent's
+p(given label), since exp(-loss) of a detection loss is ~0. We use ultralytics' model, loss and
+metric code, not its trainer: the project's loop does the training, so ultralytics' callbacks
+(MLflow, Ray Tune, TensorBoard) never run, and its settings turn them off in case anything else would.
 """
 from __future__ import annotations
 
@@ -77,10 +78,16 @@ class YOLODetector(nn.Module):
 
 
 def per_image_loss(criterion, preds: dict, batch: dict) -> torch.Tensor:
-    """[B, 3] box, cls and dfl loss per image (gains applied); rows sum to ultralytics' batch loss.
+    """[B, 3] box, cls and dfl loss per image (gains applied); rows sum to ultralytics' batch loss."""
+    return per_image_signals(criterion, preds, batch)[0]
+
+
+def per_image_signals(criterion, preds: dict, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, 3] box, cls and dfl loss per image, [B] fit per image), from one assignment.
 
     Mirrors `v8DetectionLoss.get_assigned_targets_and_loss`, keeping the image axis: each image's
-    numerators over the batch's target-score sum, which is ultralytics' own normaliser.
+    numerators over the batch's target-score sum, which is ultralytics' own normaliser. The fit
+    (`box_fit`) reuses the assigner's output: no extra forward pass.
     """
     from ultralytics.utils.tal import bbox2dist, make_anchors
     from ultralytics.utils.metrics import bbox_iou
@@ -95,7 +102,7 @@ def per_image_loss(criterion, preds: dict, batch: dict) -> torch.Tensor:
     gt_labels, gt_bboxes = targets.split((1, 4), 2)
     mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
     pred_bboxes = criterion.bbox_decode(anchor_points, pred_distri)
-    _, target_bboxes, target_scores, fg_mask, _ = criterion.assigner(
+    target_labels, target_bboxes, target_scores, fg_mask, _ = criterion.assigner(
         pred_scores.detach().sigmoid(), (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
         anchor_points * stride_tensor, gt_labels, gt_bboxes, mask_gt)
     tss = target_scores.sum().clamp_(min=1)
@@ -111,7 +118,35 @@ def per_image_loss(criterion, preds: dict, batch: dict) -> torch.Tensor:
     dfl_each = criterion.bbox_loss.dfl_loss(pred_distri[img_idx, anchor_idx].view(-1, reg_max),
                                             target_ltrb[img_idx, anchor_idx]).view(-1) * weight
     dfl = torch.zeros(bsz, device=cls.device, dtype=cls.dtype).index_add(0, img_idx, dfl_each) / tss
-    return torch.stack([box * criterion.hyp.box, cls * criterion.hyp.cls, dfl * criterion.hyp.dfl], dim=1)
+    parts = torch.stack([box * criterion.hyp.box, cls * criterion.hyp.cls, dfl * criterion.hyp.dfl], dim=1)
+    fit = box_fit(pred_scores, pred_bboxes, target_scaled, target_labels, img_idx, anchor_idx)
+    return parts, fit
+
+
+@torch.no_grad()
+def box_fit(pred_scores, pred_bboxes, target_bboxes, target_labels, img_idx, anchor_idx) -> torch.Tensor:
+    """[B] in [0, 1]: how much the model agrees with each image's annotation (the agent's p(given label)).
+
+    Over the image's foreground anchors (those the TaskAlignedAssigner gave a box): the mean of
+    sigmoid(score at the box's class) times the plain IoU of the predicted box with it: high only where
+    the model finds the box, in its place, with its class. A wrong-class box drives the first factor
+    down, a loose box the second. Plain IoU, not the loss's CIoU, which goes below 0.
+    An image with no foreground anchor (no box, or boxes smaller than an anchor cell) agrees with
+    "nothing here": 1 - its highest score over all anchors and classes, the probability that its most
+    confident detection is not there. Not seen: a missing box (an object the labels leave out) only
+    lowers the background term, which images with boxes leave out; their cls loss sees it.
+    """
+    from ultralytics.utils.metrics import bbox_iou
+
+    bsz = pred_scores.shape[0]
+    scores = pred_scores.detach().float()
+    p_cls = scores[img_idx, anchor_idx, target_labels[img_idx, anchor_idx].long()].sigmoid()
+    iou = bbox_iou(pred_bboxes[img_idx, anchor_idx].detach().float(), target_bboxes[img_idx, anchor_idx].float(),
+                   xywh=False).view(-1).clamp(0.0, 1.0)
+    total = scores.new_zeros(bsz).index_add(0, img_idx, p_cls * iou)
+    count = scores.new_zeros(bsz).index_add(0, img_idx, torch.ones_like(p_cls))
+    background = 1.0 - scores.flatten(1).amax(1).sigmoid()  # sigmoid is monotonic: one per image
+    return torch.where(count > 0, total / count.clamp(min=1), background).clamp(0.0, 1.0)
 
 
 class DetectionTask:
@@ -159,11 +194,11 @@ class DetectionTask:
     def forward(self, model: nn.Module, batch: dict, device) -> TaskOutput:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         preds, features = model(batch["img"])
-        parts = per_image_loss(self.criterion(model), preds, batch)
+        parts, fit = per_image_signals(self.criterion(model), preds, batch)
         # One image's training loss: its parts times B, so the batch mean is the sum of ultralytics'
         # loss items (box + cls + dfl) for this batch.
         loss = parts.sum(1) * parts.shape[0]
-        return TaskOutput(loss=loss, probs=None, features=features.detach())
+        return TaskOutput(loss=loss, probs=None, features=features.detach(), fit=fit)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data, device, batch_size: int = 32) -> dict[str, float]:

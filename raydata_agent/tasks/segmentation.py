@@ -10,6 +10,7 @@ Signals per image, from the training forward pass (docs/design.md#signals):
   no labelled pixel has loss 0 (it gives no gradient either).
 - uncertainty: the pixel entropy of the decode head's softmax over C classes, / log C, averaged
   over the same labelled pixels: in [0, 1].
+- fit: the mean softmax probability of each labelled pixel's given label (the agent's p(given label)).
 - features: the last backbone stage, global-average pooled (512-d for ResNet-18/34, 2048 for 50+).
 
 mmseg is imported here, after `mmcv_ops.install()`: mmcv-lite has no compiled `mmcv.ops`.
@@ -127,13 +128,27 @@ def per_image_loss(head: nn.Module, logits: torch.Tensor, label: torch.Tensor) -
     return pixel.flatten(1).sum(1) / valid.clamp(min=1)
 
 
-def per_image_uncertainty(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """[B] mean normalised pixel entropy over each image's labelled pixels (eq. 3 per pixel), in [0, 1]."""
+@torch.no_grad()
+def pixel_signals(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B] uncertainty, [B] fit) from one softmax of the decode head's logits, resized as the loss does.
+
+    uncertainty: the mean normalised pixel entropy over each image's labelled pixels (eq. 3 per pixel).
+
+    fit: the mean over each image's labelled pixels of the softmax probability of the pixel's given
+    label, in [0, 1] (the agent's p(given label)). exp(-mean pixel CE) is their geometric mean instead:
+    a few confidently contradicted pixels drive it to ~0, and it is not a probability of the mask.
+    An image with no labelled pixel has fit 1 (nothing to disagree with) and uncertainty 0.
+    """
     logits = resize(logits.detach().float(), size=label.shape[-2:], mode="bilinear", align_corners=False)
     logp = logits.log_softmax(1)
     entropy = -(logp.exp() * logp).sum(1) / math.log(logits.shape[1])  # [B, H, W]
-    valid = (label != IGNORE_INDEX).float()
-    return ((entropy * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp(min=1)).clamp(0, 1)
+    labelled = label != IGNORE_INDEX
+    valid = labelled.float()
+    pixels = valid.flatten(1).sum(1)
+    uncertainty = ((entropy * valid).flatten(1).sum(1) / pixels.clamp(min=1)).clamp(0, 1)
+    p_label = logp.gather(1, torch.where(labelled, label, 0).long().unsqueeze(1)).squeeze(1).exp()  # [B, H, W]
+    fit = torch.where(pixels > 0, (p_label * valid).flatten(1).sum(1) / pixels.clamp(min=1), 1.0)
+    return uncertainty, fit.clamp(0, 1)
 
 
 class SegmentationTask:
@@ -159,14 +174,14 @@ class SegmentationTask:
         if model.training and len(x) == 1:
             # BatchNorm after the 1x1 pyramid pooling needs two values per channel: run the image twice.
             out = self.forward(model, (x.repeat(2, 1, 1, 1), y.repeat(2, 1, 1)), device)
-            return TaskOutput(out.loss[:1], None, out.features[:1], out.uncertainty[:1])
+            return TaskOutput(out.loss[:1], None, out.features[:1], out.uncertainty[:1], fit=out.fit[:1])
         net = getattr(model, "module", model).segmentor  # DDP wraps our UperNet
         logits, aux, features = model(x)
         loss = per_image_loss(net.decode_head, logits, y)
         if aux is not None:
             loss = loss + per_image_loss(net.auxiliary_head, aux, y)  # aux_weight is its loss_weight
-        return TaskOutput(loss=loss, probs=None, features=features.detach(),
-                          uncertainty=per_image_uncertainty(logits, y))
+        uncertainty, fit = pixel_signals(logits, y)
+        return TaskOutput(loss=loss, probs=None, features=features.detach(), uncertainty=uncertainty, fit=fit)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
